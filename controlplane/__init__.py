@@ -1,0 +1,1 @@
+"""Pinnace control plane: API types, storage, API server, client, controllers and scheduler."""
