@@ -1,0 +1,46 @@
+"""Prometheus metrics of the storage layer, on the default registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "COMPACTIONS",
+    "CURRENT_REVISION",
+    "GROUP_COMMIT_BATCH_SIZE",
+    "OPERATION_DURATION",
+    "WATCHERS",
+    "Operation",
+    "timed",
+]
+
+Operation = Literal["get", "list", "create", "update", "delete"]
+
+OPERATION_DURATION = Histogram(
+    "pinnace_storage_operation_duration_seconds",
+    "Latency of storage operations, from call to result (writes include the group commit).",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+GROUP_COMMIT_BATCH_SIZE = Histogram(
+    "pinnace_storage_group_commit_batch_size",
+    "Write requests committed together in one transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+WATCHERS = Gauge("pinnace_storage_watchers", "Open storage watches.")
+CURRENT_REVISION = Gauge("pinnace_storage_current_revision", "The latest acknowledged revision.")
+COMPACTIONS = Counter("pinnace_storage_compactions", "Completed compactions of the revision log.")
+
+
+@contextmanager
+def timed(operation: Operation) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        OPERATION_DURATION.labels(operation=operation).observe(time.perf_counter() - started)
