@@ -1,0 +1,253 @@
+"""Request authentication: who is calling, from their client certificate or bearer token.
+
+An `Authenticator` returns the caller's `UserInfo`, `None` when the request carries no
+credentials it understands, or raises `errors.Unauthorized` when it carries bad ones. This is
+upstream's (user, ok, err) triple: a union tries every authenticator, the first user wins, and
+only if none succeeded do errors turn into a 401. `require_user` is the pipeline's entry point:
+it gives every client the same body upstream sends (`message: "Unauthorized"`), never the
+reason, which goes to the log instead.
+
+Anonymous access is limited to the health and version endpoints, like upstream's structured
+authentication config with `anonymous.conditions` set to those paths: everything else without
+credentials is a 401, not a 403 for `system:anonymous`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from controlplane.api import errors
+
+__all__ = [
+    "ALL_AUTHENTICATED",
+    "ALL_UNAUTHENTICATED",
+    "ANONYMOUS_PATHS",
+    "ANONYMOUS_USER",
+    "AnonymousAuthenticator",
+    "Authenticator",
+    "ClientCertAuthenticator",
+    "TokenFileAuthenticator",
+    "UnionAuthenticator",
+    "UserInfo",
+    "bearer_token",
+    "require_user",
+    "unauthorized",
+    "user_from_peercert",
+]
+
+log = logging.getLogger(__name__)
+
+ALL_AUTHENTICATED = "system:authenticated"
+ALL_UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS_NAME = "system:anonymous"
+
+# Exact paths, as upstream's anonymous conditions match them; `/version/` is in upstream's
+# system:public-info-viewer role next to `/version`.
+ANONYMOUS_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/version", "/version/"})
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    # Left out of the hash (a dict is not hashable) but still part of equality.
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+
+ANONYMOUS_USER = UserInfo(name=ANONYMOUS_NAME, groups=(ALL_UNAUTHENTICATED,))
+
+
+def _authenticated(name: str, uid: str, groups: Iterable[str]) -> UserInfo:
+    """Upstream's AuthenticatedGroupAdder: every authenticated user is in system:authenticated."""
+    out = [g for g in groups if g]
+    if ALL_AUTHENTICATED not in out:
+        out.append(ALL_AUTHENTICATED)
+    return UserInfo(name=name, uid=uid, groups=tuple(out))
+
+
+def unauthorized() -> errors.Unauthorized:
+    """The one 401 body clients ever see, as upstream's `responsewriters.Unauthorized` sends it."""
+    return errors.Unauthorized(message="Unauthorized")
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: web.Request) -> UserInfo | None: ...
+
+
+# --- client certificates -----------------------------------------------------------------------
+
+
+def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
+    """CN is the user, each O a group (upstream's CommonNameUserConversion).
+
+    `peercert` is `SSLSocket.getpeercert()`'s dict, which Python fills only for a certificate that
+    passed verification; a certificate without a CN identifies no one, as upstream.
+    """
+    if not peercert:
+        return None
+    common_name = ""
+    organizations: list[str] = []
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                common_name = value
+            elif key == "organizationName":
+                organizations.append(value)
+    if not common_name:
+        return None
+    return _authenticated(common_name, "", organizations)
+
+
+class ClientCertAuthenticator:
+    """Identity from the TLS client certificate, verified against the cluster CA at handshake."""
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        transport = request.transport
+        if transport is None:
+            return None
+        return user_from_peercert(transport.get_extra_info("peercert"))
+
+
+# --- bearer tokens -----------------------------------------------------------------------------
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token from an `Authorization` header, parsed as upstream's bearertoken authenticator.
+
+    None means "no bearer credentials" (absent header, another scheme, empty token).
+    """
+    auth = (authorization or "").strip()
+    if not auth:
+        return None
+    parts = auth.split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1] or None
+
+
+@dataclass(frozen=True)
+class _TokenEntry:
+    digest: bytes
+    user: UserInfo
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class TokenFileAuthenticator:
+    """Static tokens from a CSV file, the format of kube-apiserver's `--token-auth-file`:
+    `token,user,uid[,"group1,group2"]`, extra columns ignored.
+
+    Tokens are held only as SHA-256 digests. A lookup hashes the presented token, finds the
+    entry by digest and then compares digests with `hmac.compare_digest`, against a dummy when
+    nothing matched, so a wrong token and an unknown one cost the same and nothing about a
+    stored token leaks through timing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._entries = self._load(path)
+        self._dummy = _digest("")
+
+    @staticmethod
+    def _load(path: Path) -> dict[bytes, _TokenEntry]:
+        entries: dict[bytes, _TokenEntry] = {}
+        with path.open(newline="", encoding="utf-8") as handle:
+            for record in csv.reader(handle):
+                if not record:
+                    continue  # blank line, which Go's csv reader skips too
+                if len(record) < 3:
+                    raise ValueError(
+                        f"token file '{path}' must have at least 3 columns "
+                        f"(token, user name, user uid), found {len(record)}"
+                    )
+                token, name, uid = record[0], record[1], record[2]
+                if not token:
+                    log.warning("empty token in token file %s ignored", path)
+                    continue
+                groups = record[3].split(",") if len(record) >= 4 else []
+                digest = _digest(token)
+                if digest in entries:
+                    # Upstream keeps the later line too; say so without naming the token.
+                    log.warning("duplicate token in token file %s: the later line wins", path)
+                entries[digest] = _TokenEntry(digest, _authenticated(name, uid, groups))
+        return entries
+
+    def authenticate_token(self, token: str) -> UserInfo:
+        presented = _digest(token)
+        entry = self._entries.get(presented)
+        expected = entry.digest if entry is not None else self._dummy
+        matched = hmac.compare_digest(expected, presented)
+        if entry is None or not matched:
+            raise errors.Unauthorized(message="invalid bearer token")
+        return entry.user
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        return self.authenticate_token(token)
+
+
+# --- composition -------------------------------------------------------------------------------
+
+
+class UnionAuthenticator:
+    """Try each in order; the first user wins. Errors only count if nobody succeeded, so a
+    valid client certificate is not undone by a stale token sent alongside it (as upstream)."""
+
+    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
+        self._authenticators = tuple(authenticators)
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        failures: list[str] = []
+        for authenticator in self._authenticators:
+            try:
+                user = await authenticator.authenticate(request)
+            except errors.Unauthorized as exc:
+                failures.append(exc.message)
+                continue
+            if user is not None:
+                return user
+        if failures:
+            raise errors.Unauthorized(message="; ".join(failures))
+        return None
+
+
+class AnonymousAuthenticator:
+    """`delegate`, falling back to `system:anonymous` on the public paths when the request had no
+    credentials at all. Bad credentials stay an error even there (upstream's NewFailOnError)."""
+
+    def __init__(self, delegate: Authenticator, paths: Collection[str] = ANONYMOUS_PATHS) -> None:
+        self._delegate = delegate
+        self._paths = frozenset(paths)
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        user = await self._delegate.authenticate(request)
+        if user is None and request.path in self._paths:
+            return ANONYMOUS_USER
+        return user
+
+
+async def require_user(authenticator: Authenticator, request: web.Request) -> UserInfo:
+    """The authentication step of the pipeline: a user, or the generic 401."""
+    try:
+        user = await authenticator.authenticate(request)
+    except errors.Unauthorized as exc:
+        # The reason is for operators; the client gets the same body whatever went wrong.
+        log.info("unable to authenticate the request to %s: %s", request.path, exc.message)
+        raise unauthorized() from None
+    if user is None:
+        raise unauthorized()
+    return user
