@@ -1,0 +1,249 @@
+"""`metadata.managedFields`: who owns which fields of an object.
+
+Holds the decoded form of the entries (`ManagerEntry`), their encoding with upstream's order
+(`internal/managedfields.go`: by operation, time, manager, apiVersion, subresource), the field
+set an object sets (`fields_of`) and the bookkeeping after a non-apply write (`update`), which
+mirrors structured-merge-diff's `Updater.Update` as wrapped by the apiserver's field manager:
+fields the write changed move to the writer, fields it removed leave every owner, and the
+identity-only metadata (name, uid, resourceVersion, ...) is never owned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from controlplane.api.patch._ssa_schema import root_type
+from controlplane.api.patch._ssa_typed import compare, to_field_set
+from controlplane.api.patch.fieldpath import (
+    FieldSet,
+    InvalidFieldsV1,
+    Path,
+    from_fields_v1,
+    recursive_difference,
+    to_fields_v1,
+)
+
+__all__ = [
+    "STRIP_FIELDS",
+    "Identity",
+    "ManagerEntry",
+    "decode",
+    "default_reset_fields",
+    "encode",
+    "fields_of",
+    "object_without_managed_fields",
+    "update",
+]
+
+# (manager, operation, apiVersion for Update operations else "", subresource): upstream's
+# manager identifier, which leaves the apiVersion out for appliers so an applier keeps one entry.
+Identity = tuple[str, str, str, str]
+
+
+def _path(*names: str) -> Path:
+    return tuple(("f", n) for n in names)
+
+
+# `stripSet` of the apiserver's field manager: never part of any manager's set (exact members,
+# so `.metadata.labels.x` stays owned while `.metadata` itself does not).
+STRIP_FIELDS: FieldSet = frozenset(
+    {
+        _path("apiVersion"),
+        _path("kind"),
+        _path("metadata"),
+        _path("metadata", "name"),
+        _path("metadata", "namespace"),
+        _path("metadata", "creationTimestamp"),
+        _path("metadata", "selfLink"),
+        _path("metadata", "uid"),
+        _path("metadata", "clusterName"),
+        _path("metadata", "generation"),
+        _path("metadata", "managedFields"),
+        _path("metadata", "resourceVersion"),
+    }
+)
+
+
+def default_reset_fields(subresource: str) -> FieldSet:
+    """Fields a write through `subresource` does not own (upstream's `GetResetFields`): the main
+    resource leaves `.status` to the status subresource, which in turn leaves `.spec` alone.
+    Callers pass `reset_fields=frozenset()` for kinds without a status subresource."""
+    if subresource == "":
+        return frozenset({_path("status")})
+    if subresource == "status":
+        return frozenset({_path("spec")})
+    return frozenset()
+
+
+@dataclass
+class ManagerEntry:
+    manager: str
+    operation: str
+    api_version: str
+    fields: FieldSet
+    time: str | None = None
+    subresource: str = ""
+
+    @property
+    def identity(self) -> Identity:
+        version = "" if self.operation == "Apply" else self.api_version
+        return (self.manager, self.operation, version, self.subresource)
+
+    def identifier(self) -> str:
+        """Upstream's JSON manager identifier (entry without time and fields), the sort key of
+        conflict messages."""
+        ident: dict[str, str] = {"manager": self.manager, "operation": self.operation}
+        if self.operation != "Apply" and self.api_version:
+            ident["apiVersion"] = self.api_version
+        if self.subresource:
+            ident["subresource"] = self.subresource
+        return orjson.dumps(ident).decode()
+
+    def describe(self) -> str:
+        """`printManager`: `"name"`, plus the subresource, plus `using <apiVersion>` for updaters."""
+        text = orjson.dumps(self.manager).decode()
+        if self.subresource:
+            text += f" with subresource {orjson.dumps(self.subresource).decode()}"
+        if self.operation == "Update":
+            text += f" using {self.api_version}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"manager": self.manager, "operation": self.operation}
+        if self.api_version:
+            out["apiVersion"] = self.api_version
+        if self.time is not None:
+            out["time"] = self.time
+        out["fieldsType"] = "FieldsV1"
+        out["fieldsV1"] = to_fields_v1(self.fields)
+        if self.subresource:
+            out["subresource"] = self.subresource
+        return out
+
+
+def decode(entries: Any) -> dict[Identity, ManagerEntry]:
+    """Decode `metadata.managedFields`; raises ValueError on a malformed list."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, list):
+        raise InvalidFieldsV1("managedFields must be a list")
+    out: dict[Identity, ManagerEntry] = {}
+    for raw in entries:
+        if not isinstance(raw, Mapping):
+            raise InvalidFieldsV1("managedFields entries must be objects")
+        fields_type = raw.get("fieldsType", "")
+        if fields_type != "FieldsV1":
+            raise InvalidFieldsV1(f'invalid fieldsType "{fields_type}" (expected FieldsV1)')
+        fields = from_fields_v1(raw.get("fieldsV1") or {})
+        time = raw.get("time")
+        entry = ManagerEntry(
+            manager=str(raw.get("manager", "")),
+            operation=str(raw.get("operation", "")),
+            api_version=str(raw.get("apiVersion", "")),
+            fields=fields,
+            time=str(time) if time is not None else None,
+            subresource=str(raw.get("subresource", "")),
+        )
+        previous = out.get(entry.identity)
+        if previous is not None:
+            entry.fields = previous.fields | entry.fields
+        out[entry.identity] = entry
+    return out
+
+
+def encode(entries: Iterable[ManagerEntry]) -> list[dict[str, Any]]:
+    """Entries with a non-empty set, in upstream's order."""
+    kept = [e for e in entries if e.fields]
+    kept.sort(key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource))
+    return [e.to_dict() for e in kept]
+
+
+def object_without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
+
+
+def fields_of(
+    obj: Mapping[str, Any],
+    schema: dict[str, Any] | None,
+    *,
+    subresource: str = "",
+    reset_fields: FieldSet | None = None,
+) -> FieldSet:
+    """The paths `obj` sets, as an applier of it would own them (`ToFieldSet` less the strip set
+    and the fields the write path resets)."""
+    reset = default_reset_fields(subresource) if reset_fields is None else reset_fields
+    found = to_field_set(object_without_managed_fields(obj), root_type(schema))
+    return recursive_difference(found - STRIP_FIELDS, reset)
+
+
+def _is_reset(entries: Any) -> bool:
+    """`isResetManagedFields`: an empty list, or a list of one empty entry, clears ownership."""
+    return isinstance(entries, list) and (len(entries) == 0 or (len(entries) == 1 and entries[0] == {}))
+
+
+def _managed_of(obj: Mapping[str, Any] | None) -> Any:
+    if obj is None:
+        return None
+    meta = obj.get("metadata")
+    return meta.get("managedFields") if isinstance(meta, Mapping) else None
+
+
+def update(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    *,
+    manager: str,
+    operation: str = "Update",
+    subresource: str = "",
+    api_version: str,
+    schema: dict[str, Any] | None,
+    now: str,
+    reset_fields: FieldSet | None = None,
+) -> list[dict[str, Any]]:
+    """The `metadata.managedFields` of `new` after `manager` wrote it over `old` (None: create).
+
+    A client may rewrite managedFields itself: entries sent in `new` replace the live ones (not
+    through a subresource), `[]` or `[{}]` clear them, and anything undecodable falls back to
+    the live entries, as upstream's `FieldManager.Update` does.
+    """
+    manager = manager or "unknown"
+    reset = default_reset_fields(subresource) if reset_fields is None else reset_fields
+    sent = _managed_of(new)
+    managers: dict[Identity, ManagerEntry] = {}
+    if not _is_reset(sent):
+        if sent and not subresource:
+            try:
+                managers = decode(sent)
+            except ValueError:
+                managers = {}
+        if not managers:
+            try:
+                managers = decode(_managed_of(old))
+            except ValueError:
+                managers = {}
+
+    t = root_type(schema)
+    before = object_without_managed_fields(old) if old is not None else {}
+    after = object_without_managed_fields(new)
+    diff = compare(before, after, t)
+    changed = recursive_difference(diff.added | diff.modified, reset)
+    removed = recursive_difference(diff.removed, reset)
+    for entry in managers.values():
+        entry.fields = entry.fields - changed - removed
+
+    own = (changed - removed) - STRIP_FIELDS
+    if own:
+        entry = ManagerEntry(manager, operation, api_version, frozenset(own), now, subresource)
+        previous = managers.get(entry.identity)
+        if previous is not None:
+            entry.fields = entry.fields | previous.fields
+        managers[entry.identity] = entry
+    return encode(managers.values())
