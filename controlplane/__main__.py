@@ -1,0 +1,104 @@
+"""The `pinnace` command line: `pinnace server` runs the control plane on its embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DEFAULT_DATA_DIR = Path(os.environ.get("PINNACE_DATA_DIR", "~/.local/share/pinnace")).expanduser()
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any `extra` fields."""
+
+    _skip = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._skip:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _configure_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinnace", description="A compact Kubernetes-compatible control plane."
+    )
+    parser.add_argument("--log-format", choices=("json", "text"), default="json")
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("server", help="run the API server on an embedded SQLite store")
+    server.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state, PKI and kubeconfig (mode 0700)"
+    )
+    server.add_argument("--bind-address", default="127.0.0.1")
+    server.add_argument("--secure-port", type=int, default=6443)
+    server.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    server.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    server.add_argument("--service-node-port-range", default="30000-32767")
+    server.add_argument(
+        "--tls-san", action="append", default=[], help="extra serving-certificate SAN (repeatable)"
+    )
+    server.add_argument("--storage", default="", help="storage URL (default sqlite:///<data-dir>/state.db)")
+    server.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    server.add_argument("--token-auth-file", type=Path, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_format, args.log_level)
+    if args.command == "server":
+        from controlplane.apiserver import server
+
+        low, _, high = args.service_node_port_range.partition("-")
+        config = server.ServerConfig(
+            data_dir=args.data_dir.expanduser().resolve(),
+            bind_address=args.bind_address,
+            port=args.secure_port,
+            service_cidr=args.service_cluster_ip_range,
+            cluster_cidr=args.cluster_cidr,
+            node_port_range=(int(low), int(high)),
+            tls_sans=list(args.tls_san),
+            storage_url=args.storage,
+            synchronous=args.sqlite_synchronous,
+            token_file=args.token_auth_file,
+        )
+        try:
+            asyncio.run(server.run(config))
+        except KeyboardInterrupt:
+            return 130
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

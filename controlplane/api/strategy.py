@@ -1,0 +1,116 @@
+"""What a write may change, per resource: the REST strategy facts, as pure functions.
+
+Upstream each type has a strategy (PrepareForCreate / PrepareForUpdate): writes to the main
+resource keep the stored status when status is a subresource, writes to `/status` keep everything
+but status, and `metadata.generation` bumps only when the spec (anything outside metadata and
+status) changes. Server-owned metadata (uid, creationTimestamp, deletion fields, generation) is
+never taken from the client on update.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from controlplane.api.resources import ResourceInfo
+
+__all__ = [
+    "SERVER_OWNED_METADATA",
+    "prepare_for_create",
+    "prepare_for_update",
+    "spec_of",
+]
+
+# Metadata fields the client cannot set on update; copied from the stored object.
+SERVER_OWNED_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+)
+
+# Kinds whose "status" is not a status (they have no status subresource and keep what clients write).
+_OBJECT_ROOT = ("apiVersion", "kind", "metadata", "status")
+
+
+def spec_of(obj: dict[str, Any], info: ResourceInfo) -> dict[str, Any]:
+    """Everything that counts as spec for generation purposes."""
+    excluded = _OBJECT_ROOT if info.status_subresource else ("apiVersion", "kind", "metadata")
+    return {k: v for k, v in obj.items() if k not in excluded}
+
+
+def prepare_for_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """Reset what a create may not set: status (when it is a subresource) and generation."""
+    meta = obj.setdefault("metadata", {})
+    for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        meta.pop(field, None)
+    if info.status_subresource and not info.custom:
+        # Upstream strategies zero the status on create for built-ins; a few start it off.
+        obj["status"] = _initial_status(info)
+    elif info.status_subresource and info.custom:
+        obj.pop("status", None)
+    if info.tracks_generation:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+
+
+def _initial_status(info: ResourceInfo) -> dict[str, Any]:
+    if info.group == "" and info.plural == "pods":
+        return {"phase": "Pending"}
+    if info.group == "" and info.plural == "namespaces":
+        return {"phase": "Active"}
+    if info.group == "" and info.plural == "persistentvolumeclaims":
+        return {"phase": "Pending"}
+    if info.group == "" and info.plural == "persistentvolumes":
+        return {"phase": "Pending"}
+    if info.group == "" and info.plural == "services":
+        return {"loadBalancer": {}}
+    return {}
+
+
+def prepare_for_update(
+    info: ResourceInfo,
+    new: dict[str, Any],
+    old: dict[str, Any],
+    *,
+    subresource: str = "",
+) -> None:
+    """Make `new` a legal successor of `old` for a write to the main resource or a subresource.
+    Mutates `new` in place."""
+    new_meta = new.setdefault("metadata", {})
+    old_meta = old.get("metadata", {})
+    for field in SERVER_OWNED_METADATA:
+        if field in old_meta:
+            new_meta[field] = copy.deepcopy(old_meta[field])
+        else:
+            new_meta.pop(field, None)
+
+    if subresource == "status":
+        # Only status (and, as upstream allows, labels/annotations are NOT taken) changes.
+        status = new.get("status")
+        replacement = copy.deepcopy(old)
+        replacement["metadata"] = new_meta
+        for field in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if field in old_meta:
+                new_meta[field] = copy.deepcopy(old_meta[field])
+            else:
+                new_meta.pop(field, None)
+        if status is None:
+            replacement.pop("status", None)
+        else:
+            replacement["status"] = status
+        new.clear()
+        new.update(replacement)
+        return
+
+    if info.status_subresource:
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+
+    if info.tracks_generation and spec_of(new, info) != spec_of(old, info):
+        new_meta["generation"] = int(old_meta.get("generation", 1)) + 1

@@ -1,0 +1,41 @@
+"""What every request handler shares: registry, object store, allocators, clock, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from controlplane.api.resources import Registry
+from controlplane.apiserver.service_allocation import ServiceAllocation
+from controlplane.apiserver.store import ObjectStore
+from controlplane.storage.interface import Storage
+
+__all__ = ["ServerContext", "rfc3339", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Seconds precision with `Z`, as metav1.Time marshals."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ServerContext:
+    registry: Registry
+    storage: Storage
+    store: ObjectStore
+    services: ServiceAllocation
+    clock: Callable[[], datetime] = utcnow
+    # Kubernetes sends a BOOKMARK about every minute; kopf drops watches silent for 70 s.
+    bookmark_interval: float = 60.0
+    # Watches without timeoutSeconds end after a random 30-60 min like upstream's --min-request-timeout.
+    min_request_timeout: float = 1800.0
+    garbage_collection: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def now(self) -> str:
+        return rfc3339(self.clock())

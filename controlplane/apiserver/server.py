@@ -1,0 +1,227 @@
+"""`pinnace server`: assemble storage, PKI, the application and the HTTPS listener; run until a
+signal; shut down gracefully (stop accepting, end watches, finish in-flight requests, flush storage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from controlplane.api import errors
+from controlplane.api.resources import default_registry
+from controlplane.apiserver import app as app_module
+from controlplane.apiserver import authn, authz, kubeconfig, pki, rest
+from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
+from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.requestinfo import RequestInfo
+from controlplane.apiserver.service_allocation import ServiceAllocation
+from controlplane.apiserver.store import ObjectStore
+from controlplane.storage import open_storage
+
+__all__ = ["RunningServer", "ServerConfig", "run", "start"]
+
+log = logging.getLogger("pinnace.server")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    service_cidr: str = "10.96.0.0/12"
+    cluster_cidr: str = "10.244.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    tls_sans: list[str] = field(default_factory=list)
+    storage_url: str = ""
+    synchronous: str = "FULL"
+    token_file: Path | None = None
+    bookmark_interval: float = 60.0
+    compaction_interval: float = 60.0
+    retain_revisions: int = 1000
+    retain_seconds: float = 300.0
+    shutdown_timeout: float = 30.0
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "admin.kubeconfig"
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    ctx: ServerContext
+    runner: web.AppRunner
+    url: str
+    pki: pki.PKI
+    stopping: asyncio.Event
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.runner.cleanup()
+        await self.ctx.storage.close()
+
+
+def _sans(config: ServerConfig) -> tuple[list[str], list[str]]:
+    hostnames = [
+        "localhost",
+        socket.gethostname(),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ]
+    ips = ["127.0.0.1", "::1"]
+    if config.bind_address not in ("0.0.0.0", "::", "127.0.0.1", "localhost"):
+        ips.append(config.bind_address)
+    for san in config.tls_sans:
+        try:
+            import ipaddress
+
+            ipaddress.ip_address(san)
+            ips.append(san)
+        except ValueError:
+            hostnames.append(san)
+    return sorted(set(hostnames)), sorted(set(ips))
+
+
+async def start(config: ServerConfig) -> RunningServer:
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    hostnames, ips = _sans(config)
+    credentials = await asyncio.to_thread(pki.ensure_pki, data_dir / "pki", hostnames=hostnames, ips=ips)
+
+    storage_url = config.storage_url or f"sqlite:///{(data_dir / 'state.db').resolve()}"
+    storage = open_storage(
+        storage_url,
+        synchronous=config.synchronous,
+        compaction_interval=config.compaction_interval,
+        retain_revisions=config.retain_revisions,
+        retain_seconds=config.retain_seconds,
+    )
+    await storage.start()
+    registry = default_registry()
+    ip_allocator = ServiceIPAllocator(storage, config.service_cidr)
+    ctx = ServerContext(
+        registry=registry,
+        storage=storage,
+        store=ObjectStore(storage),
+        services=ServiceAllocation(ip_allocator, NodePortAllocator(storage, *config.node_port_range)),
+        bookmark_interval=config.bookmark_interval,
+    )
+    stopping = asyncio.Event()
+    ctx.extra["stopping"] = stopping
+    ctx.extra["cluster_cidr"] = config.cluster_cidr
+    await _bootstrap(ctx, ip_allocator.kubernetes_service_ip, config.port)
+
+    authenticators: list[authn.Authenticator] = [authn.ClientCertAuthenticator()]
+    if config.token_file is not None:
+        authenticators.append(authn.TokenFileAuthenticator(config.token_file))
+    settings = app_module.AppSettings(
+        authenticator=authn.UnionAuthenticator(authenticators),
+        authorizer=authz.default_authorizer(),
+        max_requests_inflight=config.max_requests_inflight,
+        max_mutating_requests_inflight=config.max_mutating_requests_inflight,
+        ready=lambda: not stopping.is_set(),
+    )
+    application = app_module.create_app(ctx, settings)
+    runner = web.AppRunner(
+        application, shutdown_timeout=config.shutdown_timeout, access_log=None, handle_signals=False
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        config.bind_address,
+        config.port,
+        ssl_context=pki.server_ssl_context(credentials),
+        backlog=1024,
+    )
+    await site.start()
+    port = config.port
+    if port == 0:
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        port = server.sockets[0].getsockname()[1]
+    host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1") else config.bind_address
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"https://{host}:{port}"
+    kubeconfig.write_admin_kubeconfig(credentials, config.kubeconfig_path, url)
+    log.info(
+        "serving",
+        extra={"url": url, "kubeconfig": str(config.kubeconfig_path), "storage": storage_url.split("?")[0]},
+    )
+    return RunningServer(config, ctx, runner, url, credentials, stopping)
+
+
+async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:
+    """The namespaces and the `kubernetes` Service every cluster has, created if missing."""
+    ns_info = ctx.registry.get("", "v1", "namespaces")
+    svc_info = ctx.registry.get("", "v1", "services")
+    assert ns_info is not None and svc_info is not None
+    opts = rest.WriteOptions(dry_run=False, field_manager="kube-apiserver", field_validation="Ignore")
+    for name in SYSTEM_NAMESPACES:
+        if await ctx.store.get_or_none(ns_info, "", name) is None:
+            with contextlib.suppress(errors.AlreadyExists):
+                await rest.create_object(
+                    ctx,
+                    ns_info,
+                    RequestInfo(True, "", verb="create", resource="namespaces"),
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                    opts,
+                    [],
+                )
+    if await ctx.store.get_or_none(svc_info, "default", "kubernetes") is None:
+        service: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": kubernetes_ip,
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port or 6443}],
+                "sessionAffinity": "None",
+            },
+        }
+        with contextlib.suppress(errors.AlreadyExists, errors.Invalid):
+            await rest.create_object(
+                ctx,
+                svc_info,
+                RequestInfo(True, "", verb="create", resource="services", namespace="default"),
+                service,
+                opts,
+                [],
+            )
+
+
+async def run(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully."""
+    server = await start(config)
+    print(f"Pinnace API server listening on {server.url}", flush=True)
+    print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
+    print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    try:
+        await done.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()
+        log.info("stopped")

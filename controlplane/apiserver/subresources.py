@@ -1,0 +1,357 @@
+"""Subresources with their own shapes: scale, binding, eviction, log, finalize, approval.
+
+`status` needs nothing special beyond the strategy (rest.py handles it with `ri.subresource`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from controlplane.api import errors, selectors
+from controlplane.api.patch import json_patch, merge_patch, strategic
+from controlplane.api.resources import ResourceInfo
+from controlplane.apiserver import codec, rest
+from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.requestinfo import RequestInfo
+
+__all__ = ["serve"]
+
+
+async def serve(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.StreamResponse:
+    sub = ri.subresource
+    method = request.method
+    if sub == "status" or (sub == "approval" and method == "GET"):
+        if method == "GET":
+            return await rest.get(ctx, info, ri, request)
+        if method == "PUT":
+            return await rest.update(
+                ctx, info, RequestInfo(**{**ri.__dict__, "subresource": "status"}), request
+            )
+        if method == "PATCH":
+            return await rest.patch(
+                ctx, info, RequestInfo(**{**ri.__dict__, "subresource": "status"}), request
+            )
+    if sub == "scale":
+        return await _scale(ctx, info, ri, request)
+    if sub == "binding" and method == "POST":
+        return await _binding(ctx, info, ri, request)
+    if sub == "eviction" and method == "POST":
+        return await _eviction(ctx, info, ri, request)
+    if sub == "log" and method == "GET":
+        return await _log(ctx, info, ri, request)
+    if sub == "finalize" and method == "PUT":
+        return await _finalize(ctx, info, ri, request)
+    if sub == "approval" and method in ("PUT", "PATCH"):
+        return await _approval(ctx, info, ri, request)
+    raise errors.MethodNotSupported(
+        message="the server does not allow this method on the requested resource",
+        kind=f"{info.plural}/{sub}",
+        group=info.group,
+        name=ri.name,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# scale
+
+
+def _replicas_paths(info: ResourceInfo) -> tuple[str, str, str]:
+    """(spec replicas path, status replicas path, label selector path) as dotted paths."""
+    scale = info.extra.get("scale")
+    if isinstance(scale, dict):
+        return (
+            str(scale.get("specReplicasPath", ".spec.replicas")),
+            str(scale.get("statusReplicasPath", ".status.replicas")),
+            str(scale.get("labelSelectorPath", "")),
+        )
+    return ".spec.replicas", ".status.replicas", ""
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def _to_scale(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    spec_path, status_path, selector_path = _replicas_paths(info)
+    meta = obj["metadata"]
+    selector = ""
+    if selector_path:
+        found = _get_path(obj, selector_path)
+        selector = found if isinstance(found, str) else ""
+    else:
+        sel = obj.get("spec", {}).get("selector")
+        if isinstance(sel, dict) and ("matchLabels" in sel or "matchExpressions" in sel):
+            selector = selectors.format_label_selector(selectors.label_selector_from_dict(sel))
+        elif isinstance(sel, dict):  # ReplicationController: a plain map
+            selector = ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+    scale_meta = {
+        "name": meta["name"],
+        "namespace": meta.get("namespace", ""),
+        "uid": meta.get("uid", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+        "creationTimestamp": meta.get("creationTimestamp"),
+    }
+    status: dict[str, Any] = {"replicas": int(_get_path(obj, status_path) or 0)}
+    if selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": scale_meta,
+        "spec": {"replicas": int(_get_path(obj, spec_path) or 0)},
+        "status": status,
+    }
+
+
+async def _scale(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.Response:
+    if request.method == "GET":
+        obj = await ctx.store.get(info, ri.namespace, ri.name)
+        return codec.json_response(_to_scale(info, obj))
+    if request.method not in ("PUT", "PATCH"):
+        raise errors.MethodNotSupported(
+            message="the server does not allow this method on the requested resource"
+        )
+    opts = rest.write_options(request)
+    raw = await codec.read_body(request)
+    content_type = codec.media_type(request.content_type) or codec.JSON
+    body = codec.decode_body(raw, content_type)
+    spec_path, _, _ = _replicas_paths(info)
+
+    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        scale = _to_scale(info, current)
+        if request.method == "PUT":
+            new_scale = body
+        elif content_type == codec.JSON_PATCH:
+            new_scale = json_patch.apply(scale, body)
+        elif content_type == codec.MERGE_PATCH:
+            new_scale = merge_patch.apply(scale, body)
+        elif content_type == codec.STRATEGIC_MERGE_PATCH:
+            new_scale = strategic.apply(scale, body, None)
+        else:
+            raise errors.UnsupportedMediaType(message=f"unsupported patch type for scale: {content_type}")
+        if not isinstance(new_scale, dict):
+            raise errors.BadRequest(message="scale must be an object")
+        wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"].get("resourceVersion"):
+            raise errors.Conflict.modified(info.plural, info.group, ri.name)
+        replicas = (new_scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.Invalid.for_object(
+                "Scale",
+                "autoscaling",
+                ri.name,
+                [
+                    errors.Cause(
+                        errors.FIELD_VALUE_INVALID,
+                        f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        "spec.replicas",
+                    )
+                ],
+            )
+        updated = copy.deepcopy(current)
+        _set_path(updated, spec_path, replicas)
+        return updated
+
+    scale_ri = RequestInfo(**{**ri.__dict__, "subresource": ""})
+    result, _ = await rest.write_update(ctx, info, scale_ri, mutate, opts, warnings=[])
+    return codec.json_response(_to_scale(info, result))
+
+
+# ---------------------------------------------------------------------------------------------
+# pods/binding and pods/eviction
+
+
+async def _binding(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.Response:
+    body = codec.decode_body(
+        await codec.read_body(request), codec.media_type(request.content_type) or codec.JSON
+    )
+    target = (body or {}).get("target") or {}
+    node = target.get("name")
+    if not node:
+        raise errors.Invalid.for_object(
+            "Binding",
+            "",
+            ri.name,
+            [errors.Cause(errors.FIELD_VALUE_REQUIRED, "Required value", "target.name")],
+        )
+    opts = rest.write_options(request)
+
+    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        if current["metadata"].get("deletionTimestamp"):
+            raise errors.Conflict(
+                message=f"pod {ri.name} is being deleted, cannot be assigned to a host",
+                name=ri.name,
+                kind="pods",
+            )
+        if current.get("spec", {}).get("nodeName"):
+            raise errors.Conflict(
+                message=f'pod {ri.name} is already assigned to node "{current["spec"]["nodeName"]}"',
+                name=ri.name,
+                kind="pods",
+            )
+        updated = copy.deepcopy(current)
+        updated.setdefault("spec", {})["nodeName"] = node
+        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
+        conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": ctx.now()}
+        )
+        return updated
+
+    pod_ri = RequestInfo(**{**ri.__dict__, "subresource": ""})
+    # Binding writes spec.nodeName and the PodScheduled condition together, as upstream's
+    # BindingREST does through its own update path; bypass the main-resource strategy for status.
+    await _write_raw(ctx, info, pod_ri, mutate, opts)
+    return codec.json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+    )
+
+
+async def _write_raw(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, mutate: Any, opts: rest.WriteOptions
+) -> dict[str, Any]:
+    for _ in range(rest.MAX_UPDATE_RETRIES):
+        current = await ctx.store.get(info, ri.namespace, ri.name)
+        updated: dict[str, Any] = mutate(current)
+        if opts.dry_run:
+            return updated
+        try:
+            return await ctx.store.update(
+                info, updated, expected_revision=int(current["metadata"]["resourceVersion"])
+            )
+        except errors.Conflict:
+            continue
+    raise errors.Conflict.modified(info.plural, info.group, ri.name)
+
+
+async def _eviction(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.Response:
+    raw = await codec.read_body(request)
+    body = codec.decode_body(raw, codec.media_type(request.content_type) or codec.JSON) if raw.strip() else {}
+    pod = await ctx.store.get(info, ri.namespace, ri.name)
+    pdb_info = ctx.registry.get("policy", "v1", "poddisruptionbudgets")
+    if pdb_info is not None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+        page = await ctx.store.list(pdb_info, ri.namespace)
+        labels = pod["metadata"].get("labels") or {}
+        for pdb in page.items:
+            sel = pdb.get("spec", {}).get("selector")
+            if sel is None or not selectors.label_selector_from_dict(sel).matches(labels):
+                continue
+            allowed = int(pdb.get("status", {}).get("disruptionsAllowed", 0))
+            if allowed <= 0:
+                raise errors.TooManyRequests(
+                    message="Cannot evict pod as it would violate the pod's disruption budget.",
+                    causes=[
+                        errors.Cause(
+                            "DisruptionBudget",
+                            f"The disruption budget {pdb['metadata']['name']} needs {pdb.get('status', {}).get('desiredHealthy', 0)} healthy pods and has {pdb.get('status', {}).get('currentHealthy', 0)} currently",
+                        )
+                    ],
+                    retry_after=10,
+                )
+    delete_opts = rest.DeleteOptions()
+    options = (body or {}).get("deleteOptions") or {}
+    if "gracePeriodSeconds" in options:
+        delete_opts.grace_period = int(options["gracePeriodSeconds"])
+    pre = options.get("preconditions") or {}
+    delete_opts.precondition_uid = str(pre.get("uid") or "")
+    delete_opts.precondition_rv = str(pre.get("resourceVersion") or "")
+    delete_opts.dry_run = bool(options.get("dryRun") or request.query.getall("dryRun", []))
+    await rest.delete_object(ctx, info, ri.namespace, ri.name, delete_opts)
+    return codec.json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+    )
+
+
+async def _log(ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request) -> web.Response:
+    pod = await ctx.store.get(info, ri.namespace, ri.name)
+    containers = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
+    container = request.query.get("container") or (containers[0] if len(containers) == 1 else "")
+    if not container:
+        raise errors.BadRequest(
+            message=f"a container name must be specified for pod {ri.name}, choose one of: [{' '.join(str(c) for c in containers)}]"
+        )
+    if container not in containers:
+        raise errors.BadRequest(message=f"container {container} is not valid for pod {ri.name}")
+    node = pod.get("spec", {}).get("nodeName")
+    if not node:
+        raise errors.BadRequest(message=f"pod {ri.name} does not have a host assigned")
+    # Logs come from the node agent (a later issue); until one reports them there are none to show.
+    logs = (pod.get("metadata", {}).get("annotations") or {}).get(f"pinnace.dev/log.{container}", "")
+    return web.Response(text=logs, content_type="text/plain")
+
+
+# ---------------------------------------------------------------------------------------------
+# namespaces/finalize and certificatesigningrequests/approval
+
+
+async def _finalize(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.Response:
+    body = codec.decode_body(
+        await codec.read_body(request), codec.media_type(request.content_type) or codec.JSON
+    )
+    if not isinstance(body, dict):
+        raise errors.BadRequest(message="Namespace must be an object")
+    finalizers = (body.get("spec") or {}).get("finalizers") or []
+    opts = rest.write_options(request)
+
+    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        updated = copy.deepcopy(current)
+        updated.setdefault("spec", {})["finalizers"] = finalizers
+        if not finalizers:
+            updated["spec"].pop("finalizers")
+        return updated
+
+    result = await _write_raw(ctx, info, ri, mutate, opts)
+    meta = result["metadata"]
+    if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers") and not opts.dry_run:
+        result = await ctx.store.delete(info, "", ri.name, expected_revision=int(meta["resourceVersion"]))
+    return codec.json_response(result)
+
+
+async def _approval(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.Response:
+    content_type = codec.media_type(request.content_type) or codec.JSON
+    body = codec.decode_body(await codec.read_body(request), content_type)
+    opts = rest.write_options(request)
+
+    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        if request.method == "PUT":
+            new = body
+        elif content_type == codec.JSON_PATCH:
+            new = json_patch.apply(current, body)
+        else:
+            new = merge_patch.apply(current, body)
+        updated = copy.deepcopy(current)
+        conditions = (new.get("status") or {}).get("conditions") or []
+        for cond in conditions:
+            cond.setdefault("lastUpdateTime", ctx.now())
+            cond.setdefault("lastTransitionTime", ctx.now())
+        updated.setdefault("status", {})["conditions"] = conditions
+        return updated
+
+    result = await _write_raw(ctx, info, ri, mutate, opts)
+    return codec.json_response(result)

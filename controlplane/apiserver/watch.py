@@ -1,0 +1,212 @@
+"""Watch: replay from a resourceVersion, then tail; bookmarks, selectors, Table events.
+
+Semantics as upstream: RV unset or "0" starts with synthetic ADDED events for the current state;
+RV=N replays every change after N from the revision log; a compacted N gets one ERROR event with a
+410 Expired Status. Selector transitions are reported as upstream's watch cache does: an object
+that starts matching is ADDED, one that stops matching is DELETED. BOOKMARKs (when allowed) come
+at least every `bookmark_interval` seconds, carrying the latest revision the stream has seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from controlplane.api import errors
+from controlplane.api.resources import ResourceInfo
+from controlplane.apiserver import metrics, output, rest
+from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.requestinfo import RequestInfo
+from controlplane.apiserver.store import event_objects
+from controlplane.storage import errors as storage_errors
+from controlplane.storage.interface import Event
+
+__all__ = ["serve_watch"]
+
+
+class _Encoder:
+    """Frames one watch event per line, shaping objects as the client asked."""
+
+    def __init__(self, ctx: ServerContext, info: ResourceInfo, out: output.Output) -> None:
+        self.ctx = ctx
+        self.info = info
+        self.out = out
+        self.first_table = True
+
+    def frame(self, event_type: str, obj: dict[str, Any]) -> bytes:
+        if self.out.shape == "table" and event_type not in {"BOOKMARK", "ERROR"}:
+            body = output.table(
+                self.info,
+                [obj],
+                now=self.ctx.clock(),
+                include_object=self.out.include_object,
+                list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+            )
+            if not self.first_table:
+                body["columnDefinitions"] = []
+            self.first_table = False
+            shaped: dict[str, Any] = body
+        elif self.out.shape == "partial" and event_type not in ("BOOKMARK", "ERROR"):
+            shaped = output.partial_metadata(obj)
+        else:
+            shaped = obj
+        return orjson.dumps({"type": event_type, "object": shaped}) + b"\n"
+
+    def bookmark(self, revision: int, *, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": self.info.kind, "apiVersion": self.info.api_version, "metadata": meta}
+        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+def _translate(info: ResourceInfo, opts: rest.ListOptions, event: Event) -> tuple[str, dict[str, Any]] | None:
+    prev, cur = event_objects(event)
+    if event.type == "DELETE":
+        if opts.matches(info, cur):
+            return "DELETED", cur
+        return None
+    now_matches = opts.matches(info, cur)
+    was_matching = prev is not None and opts.matches(info, prev)
+    if now_matches and was_matching:
+        return "MODIFIED", cur
+    if now_matches:
+        return "ADDED", cur
+    if was_matching:
+        # Upstream reports the object that left the selection as DELETED, with its new state.
+        return "DELETED", cur
+    return None
+
+
+async def serve_watch(
+    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
+) -> web.StreamResponse:
+    opts = rest.list_options(request, info)
+    out = output.negotiate(request.headers.get("Accept"), request.query.get("includeObject"))
+    encoder = _Encoder(ctx, info, out)
+    namespace = ri.namespace or None
+    rv_param = opts.resource_version
+    initial: list[dict[str, Any]] = []
+    if rv_param in ("", "0") or opts.send_initial_events:
+        page = await rest.read_list(
+            ctx,
+            info,
+            namespace,
+            rest.ListOptions(
+                label_selector=opts.label_selector,
+                field_selector=opts.field_selector,
+                limit=0,
+                continue_token="",
+                resource_version="",
+                resource_version_match="",
+                timeout_seconds=None,
+                allow_bookmarks=False,
+                send_initial_events=False,
+            ),
+        )
+        initial = page.items
+        start = page.revision
+    else:
+        start = rest._parse_rv(rv_param)
+
+    timeout = opts.timeout_seconds
+    if timeout is None or timeout <= 0:
+        timeout = int(ctx.min_request_timeout * (1 + random.random()))
+
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    )
+    try:
+        watch = await ctx.store.watch(info, namespace, revision=start)
+    except errors.Expired as exc:
+        await response.prepare(request)
+        status = errors.Expired(
+            message=f"too old resource version: {start} ({await ctx.store.compacted_revision()})"
+        )
+        await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
+        del exc
+        return response
+
+    metrics.WATCHES.labels(resource=info.plural, group=info.group).inc()
+    await response.prepare(request)
+    try:
+        for obj in initial:
+            await response.write(encoder.frame("ADDED", obj))
+        last_rv = start
+        if opts.send_initial_events and opts.allow_bookmarks:
+            await response.write(encoder.bookmark(start, initial_end=True))
+        await _pump(ctx, info, opts, encoder, watch, response, timeout, last_rv)
+    finally:
+        metrics.WATCHES.labels(resource=info.plural, group=info.group).dec()
+        await watch.close()
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+async def _pump(
+    ctx: ServerContext,
+    info: ResourceInfo,
+    opts: rest.ListOptions,
+    encoder: _Encoder,
+    watch: Any,
+    response: web.StreamResponse,
+    timeout: float,
+    last_rv: int,
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    events: AsyncIterator[Event] = watch.__aiter__()
+    next_event: asyncio.Task[Event] | None = None
+    stopping = ctx.extra.get("stopping")
+    stop_wait: asyncio.Future[Any] | None = (
+        asyncio.ensure_future(stopping.wait()) if isinstance(stopping, asyncio.Event) else None
+    )
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            wait = min(remaining, ctx.bookmark_interval) if opts.allow_bookmarks else remaining
+            if next_event is None:
+                next_event = asyncio.ensure_future(events.__anext__())
+            waiting: set[asyncio.Future[Any]] = {next_event}
+            if stop_wait is not None:
+                waiting.add(stop_wait)
+            done, _ = await asyncio.wait(waiting, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if stop_wait is not None and stop_wait in done:
+                return  # the server is shutting down: end the stream so the client reconnects elsewhere
+            if not done:
+                if opts.allow_bookmarks and loop.time() < deadline:
+                    # Only the last revision this stream has passed is safe: events up to the current
+                    # revision may still be on their way to this watcher's queue.
+                    await response.write(encoder.bookmark(last_rv))
+                continue
+            task, next_event = next_event, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                return
+            except storage_errors.StorageError:
+                # The watcher fell behind or storage closed: tell the client to relist, as upstream
+                # does when its watch cache cannot keep up.
+                status = errors.Expired(message="The resourceVersion for the provided watch is too old.")
+                await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
+                return
+            last_rv = event.revision
+            translated = _translate(info, opts, event)
+            if translated is not None:
+                await response.write(encoder.frame(*translated))
+    finally:
+        if stop_wait is not None:
+            stop_wait.cancel()
+        if next_event is not None:
+            next_event.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await next_event
