@@ -70,7 +70,52 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--storage", default="", help="storage URL (default sqlite:///<data-dir>/state.db)")
     server.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL")
     server.add_argument("--token-auth-file", type=Path, default=None)
+    server.add_argument(
+        "--compaction-interval", type=float, default=60.0, help="seconds between compactions (0: off)"
+    )
+    server.add_argument(
+        "--retain-revisions", type=int, default=1000, help="compaction keeps at least this many revisions"
+    )
+    server.add_argument(
+        "--retain-seconds", type=float, default=300.0, help="compaction keeps at least this much history"
+    )
+    server.add_argument("--watch-bookmark-interval", type=float, default=60.0)
+    server.add_argument("--max-requests-inflight", type=int, default=400)
+    server.add_argument("--max-mutating-requests-inflight", type=int, default=200)
+    server.add_argument(
+        "--disable-garbage-collector", action="store_true", help="do not run the in-process garbage collector"
+    )
     return parser
+
+
+async def _serve(config: Any) -> None:
+    """The composition root of `pinnace server`: the API server, then the in-process controllers,
+    which talk to it over HTTPS like any other client."""
+    import signal
+
+    from controlplane.apiserver import server
+    from controlplane.client import Client, load_kubeconfig
+    from controlplane.controllers.garbage_collector import GarbageCollector
+
+    running = await server.start(config)
+    print(f"Pinnace API server listening on {running.url}", flush=True)
+    print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
+    print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-controller-manager/v1.33.0")
+    try:
+        async with asyncio.TaskGroup() as tg:
+            if config.garbage_collector:
+                tg.create_task(GarbageCollector(client).run(stop))
+            await stop.wait()
+    finally:
+        logging.getLogger("pinnace.server").info("shutting down")
+        await client.close()
+        await running.stop()
+        logging.getLogger("pinnace.server").info("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +136,16 @@ def main(argv: list[str] | None = None) -> int:
             storage_url=args.storage,
             synchronous=args.sqlite_synchronous,
             token_file=args.token_auth_file,
+            compaction_interval=args.compaction_interval,
+            retain_revisions=args.retain_revisions,
+            retain_seconds=args.retain_seconds,
+            bookmark_interval=args.watch_bookmark_interval,
+            max_requests_inflight=args.max_requests_inflight,
+            max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+            garbage_collector=not args.disable_garbage_collector,
         )
         try:
-            asyncio.run(server.run(config))
+            asyncio.run(_serve(config))
         except KeyboardInterrupt:
             return 130
         return 0

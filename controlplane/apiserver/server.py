@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from controlplane.apiserver.service_allocation import ServiceAllocation
 from controlplane.apiserver.store import ObjectStore
 from controlplane.storage import open_storage
 
-__all__ = ["RunningServer", "ServerConfig", "run", "start"]
+__all__ = ["RunningServer", "ServerConfig", "start"]
 
 log = logging.getLogger("pinnace.server")
 
@@ -53,6 +52,7 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
+    garbage_collector: bool = True
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -207,21 +207,3 @@ async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:
                 opts,
                 [],
             )
-
-
-async def run(config: ServerConfig) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully."""
-    server = await start(config)
-    print(f"Pinnace API server listening on {server.url}", flush=True)
-    print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
-    print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    try:
-        await done.wait()
-    finally:
-        log.info("shutting down")
-        await server.stop()
-        log.info("stopped")
