@@ -65,6 +65,8 @@ class AppSettings:
 
 
 SETTINGS = web.AppKey("settings", AppSettings)
+REQUEST_INFO = web.RequestKey("ri", requestinfo.RequestInfo)
+USER = web.RequestKey("user", authn.UserInfo)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,7 +105,7 @@ async def _status_errors(request: web.Request, handler: Handler) -> web.StreamRe
     ri: requestinfo.RequestInfo = requestinfo.parse(
         request.method, request.path, watch_param=request.query.get("watch", "") in ("true", "1")
     )
-    request["ri"] = ri
+    request[REQUEST_INFO] = ri
     code = 500
     try:
         response = await handler(request)
@@ -160,7 +162,7 @@ def _inflight(settings: AppSettings) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        ri: requestinfo.RequestInfo = request["ri"]
+        ri: requestinfo.RequestInfo = request[REQUEST_INFO]
         if ri.verb == "watch" or request.path in ANONYMOUS_PATHS:
             return await handler(request)  # long-running and health requests are not limited, as upstream
         kind = "readOnly" if request.method in ("GET", "HEAD") else "mutating"
@@ -185,10 +187,10 @@ def _authenticate(settings: AppSettings) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if authenticator is None:
-            request["user"] = authn.UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
+            request[USER] = authn.UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
             return await handler(request)
         try:
-            request["user"] = await authn.require_user(authenticator, request)
+            request[USER] = await authn.require_user(authenticator, request)
         except errors.Unauthorized:
             metrics.AUTH_FAILURES.inc()
             raise
@@ -202,9 +204,9 @@ def _authorize(settings: AppSettings) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in ANONYMOUS_PATHS:
             return await handler(request)
-        ri: requestinfo.RequestInfo = request["ri"]
+        ri: requestinfo.RequestInfo = request[REQUEST_INFO]
         attrs = authz.Attributes(
-            user=request["user"],
+            user=request[USER],
             verb=ri.verb,
             api_group=ri.group,
             resource=ri.resource,
@@ -312,7 +314,7 @@ async def _openapi_v3_gv(request: web.Request) -> web.Response:
 
 async def _resource(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
-    ri: requestinfo.RequestInfo = request["ri"]
+    ri: requestinfo.RequestInfo = request[REQUEST_INFO]
     if not ri.is_resource_request:
         return _group_discovery(ctx, request, ri)
     info = ctx.registry.get(ri.group, ri.version, ri.resource)

@@ -18,7 +18,7 @@ from aiohttp import web
 from controlplane.api import errors
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import app as app_module
-from controlplane.apiserver import authn, authz, kubeconfig, pki, rest
+from controlplane.apiserver import authn, authz, kubeconfig, openapi, openapi_v2, pki, rest
 from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
@@ -125,6 +125,10 @@ async def start(config: ServerConfig) -> RunningServer:
     ctx.extra["stopping"] = stopping
     ctx.extra["cluster_cidr"] = config.cluster_cidr
     await _bootstrap(ctx, ip_allocator.kubernetes_service_ip, config.port)
+    # The OpenAPI documents take about half a second of CPU to build; build them before serving so
+    # the first kubectl apply does not stall the event loop.
+    await asyncio.to_thread(openapi.v3_root, registry)
+    await asyncio.to_thread(openapi_v2.document, registry)
 
     authenticators: list[authn.Authenticator] = [authn.ClientCertAuthenticator()]
     if config.token_file is not None:

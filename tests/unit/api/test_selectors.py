@@ -151,7 +151,9 @@ def test_format_label_selector_accepts_dicts() -> None:
 # --- label selectors: properties --------------------------------------------------------------
 
 _names = st.from_regex(r"[a-z]([a-z0-9.-]{0,8}[a-z0-9])?", fullmatch=True)
-_keys = st.one_of(_names, st.builds(lambda p, n: f"{p}.io/{n}", _names, _names))
+# A key prefix is a DNS subdomain (no empty labels such as "a..b"); the name part may hold dots.
+_prefixes = st.from_regex(r"[a-z]([a-z0-9-]{0,6}[a-z0-9])?", fullmatch=True)
+_keys = st.one_of(_names, st.builds(lambda p, n: f"{p}.io/{n}", _prefixes, _names))
 _values = st.from_regex(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,6}[A-Za-z0-9])?)?", fullmatch=True)
 
 

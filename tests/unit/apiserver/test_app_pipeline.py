@@ -1,0 +1,121 @@
+"""The request pipeline in process (memory storage, no TLS): limits, Status errors, no tracebacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from controlplane.api.resources import default_registry
+from controlplane.apiserver import app as app_module
+from controlplane.apiserver import authz
+from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
+from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.server import _bootstrap
+from controlplane.apiserver.service_allocation import ServiceAllocation
+from controlplane.apiserver.store import ObjectStore
+from controlplane.storage import open_storage
+
+
+class AllowAll:
+    async def authorize(self, attrs: authz.Attributes) -> authz.Decision:
+        return authz.Decision(True)
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[ServerContext]:
+    storage = open_storage("memory://", compaction_interval=0)
+    await storage.start()
+    ips = ServiceIPAllocator(storage, "10.96.0.0/24")
+    context = ServerContext(
+        registry=default_registry(),
+        storage=storage,
+        store=ObjectStore(storage),
+        services=ServiceAllocation(ips, NodePortAllocator(storage)),
+    )
+    await _bootstrap(context, ips.kubernetes_service_ip, 6443)
+    yield context
+    await storage.close()
+
+
+async def _client(ctx: ServerContext, app: web.Application) -> TestClient[web.Request, web.Application]:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+async def test_requests_over_the_inflight_limit_get_429_with_retry_after(ctx: ServerContext) -> None:
+    settings = app_module.AppSettings(authenticator=None, authorizer=AllowAll(), max_requests_inflight=1)
+    app = app_module.create_app(ctx, settings)
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()
+        return web.Response(text="done")
+
+    app.router.add_get("/slow", slow)
+    client = await _client(ctx, app)
+    try:
+        first = asyncio.ensure_future(client.get("/slow"))
+        await entered.wait()
+        second = await client.get("/api/v1/namespaces")
+        assert second.status == 429
+        assert second.headers["Retry-After"] == "1"
+        body = await second.json()
+        assert body["reason"] == "TooManyRequests" and body["code"] == 429
+        health = await client.get("/livez")  # health checks are never limited
+        assert health.status == 200
+        release.set()
+        assert (await first).status == 200
+        assert (await client.get("/api/v1/namespaces")).status == 200
+    finally:
+        await client.close()
+
+
+async def test_an_unexpected_exception_is_a_500_status_without_traceback(ctx: ServerContext) -> None:
+    settings = app_module.AppSettings(authenticator=None, authorizer=AllowAll())
+    app = app_module.create_app(ctx, settings)
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app.router.add_get("/broken", broken)
+    client = await _client(ctx, app)
+    try:
+        resp = await client.get("/broken")
+        text = await resp.text()
+        assert resp.status == 500
+        assert '"reason":"InternalError"' in text
+        assert "Traceback" not in text and "secret internals" not in text
+    finally:
+        await client.close()
+
+
+async def test_status_bodies_use_go_field_order_and_a_trailing_newline(ctx: ServerContext) -> None:
+    settings = app_module.AppSettings(authenticator=None, authorizer=AllowAll())
+    client = await _client(ctx, app_module.create_app(ctx, settings))
+    try:
+        resp = await client.get("/api/v1/namespaces/default/configmaps/missing")
+        assert resp.status == 404
+        assert await resp.text() == (
+            '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            '"message":"configmaps \\"missing\\" not found","reason":"NotFound",'
+            '"details":{"name":"missing","kind":"configmaps"},"code":404}\n'
+        )
+    finally:
+        await client.close()
+
+
+async def test_bootstrap_creates_system_namespaces_and_the_kubernetes_service(ctx: ServerContext) -> None:
+    ns = ctx.registry.get("", "v1", "namespaces")
+    svc = ctx.registry.get("", "v1", "services")
+    assert ns is not None and svc is not None
+    for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        assert (await ctx.store.get(ns, "", name))["status"]["phase"] == "Active"
+    kubernetes = await ctx.store.get(svc, "default", "kubernetes")
+    assert kubernetes["spec"]["clusterIP"] == "10.96.0.1"
