@@ -12,7 +12,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from controlplane.api import errors
+from controlplane.api import errors, protobuf
 
 __all__ = [
     "JSON",
@@ -71,8 +71,15 @@ async def read_body(request: web.Request) -> bytes:
     return bytes(data)
 
 
-def decode_body(raw: bytes, content_type: str) -> Any:
-    """Decode a request body as JSON, or as YAML for the YAML media types."""
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def decode_body(raw: bytes, content_type: str, *, api_version: str = "", kind: str = "") -> Any:
+    """Decode a request body as JSON, as YAML for the YAML media types, or as Kubernetes protobuf
+    (kubectl 1.32+ sends typed-client bodies that way). `api_version`/`kind` name the endpoint's
+    type, used when a protobuf envelope leaves them out and in its error messages."""
+    if content_type == PROTOBUF:
+        return protobuf.decode_object(raw, default_api_version=api_version, default_kind=kind)
     if not raw.strip():
         raise errors.BadRequest(
             message="the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"

@@ -305,8 +305,10 @@ async def list_objects(
 # Body checks shared by create and update
 
 
-def _decode_object(raw: bytes, request: web.Request) -> dict[str, Any]:
-    body = codec.decode_body(raw, codec.media_type(request.content_type))
+def _decode_object(raw: bytes, request: web.Request, info: ResourceInfo) -> dict[str, Any]:
+    body = codec.decode_body(
+        raw, codec.media_type(request.content_type), api_version=info.api_version, kind=info.kind
+    )
     if not isinstance(body, dict):
         raise errors.BadRequest(
             message="the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
@@ -441,7 +443,7 @@ async def create(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     opts = write_options(request)
-    obj = _decode_object(await codec.read_body(request), request)
+    obj = _decode_object(await codec.read_body(request), request, info)
     warnings: list[str] = []
     created = await create_object(ctx, info, ri, obj, opts, warnings)
     return respond_object(ctx, info, created, request, status=201, warnings=warnings)
@@ -510,7 +512,7 @@ async def update(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     opts = write_options(request)
-    body = _decode_object(await codec.read_body(request), request)
+    body = _decode_object(await codec.read_body(request), request, info)
     if ri.subresource in ("", "status"):
         _check_type(info, body)
     body_meta = _check_metadata(info, body, ri)
@@ -836,7 +838,9 @@ async def delete_options(request: web.Request) -> DeleteOptions:
     body: dict[str, Any] = {}
     raw = await codec.read_body(request)
     if raw.strip():
-        decoded = codec.decode_body(raw, codec.media_type(request.content_type) or codec.JSON)
+        decoded = codec.decode_body(
+            raw, codec.media_type(request.content_type) or codec.JSON, api_version="v1", kind="DeleteOptions"
+        )
         if not isinstance(decoded, dict):
             raise errors.BadRequest(message="DeleteOptions must be an object")
         body = decoded

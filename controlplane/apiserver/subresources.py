@@ -132,7 +132,7 @@ async def _scale(
     opts = rest.write_options(request)
     raw = await codec.read_body(request)
     content_type = codec.media_type(request.content_type) or codec.JSON
-    body = codec.decode_body(raw, content_type)
+    body = codec.decode_body(raw, content_type, api_version="autoscaling/v1", kind="Scale")
     spec_path, _, _ = _replicas_paths(info)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +183,10 @@ async def _binding(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     body = codec.decode_body(
-        await codec.read_body(request), codec.media_type(request.content_type) or codec.JSON
+        await codec.read_body(request),
+        codec.media_type(request.content_type) or codec.JSON,
+        api_version="v1",
+        kind="Binding",
     )
     target = (body or {}).get("target") or {}
     node = target.get("name")
@@ -248,7 +251,16 @@ async def _eviction(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     raw = await codec.read_body(request)
-    body = codec.decode_body(raw, codec.media_type(request.content_type) or codec.JSON) if raw.strip() else {}
+    body = (
+        codec.decode_body(
+            raw,
+            codec.media_type(request.content_type) or codec.JSON,
+            api_version="policy/v1",
+            kind="Eviction",
+        )
+        if raw.strip()
+        else {}
+    )
     pod = await ctx.store.get(info, ri.namespace, ri.name)
     pdb_info = ctx.registry.get("policy", "v1", "poddisruptionbudgets")
     if pdb_info is not None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
@@ -310,7 +322,10 @@ async def _finalize(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     body = codec.decode_body(
-        await codec.read_body(request), codec.media_type(request.content_type) or codec.JSON
+        await codec.read_body(request),
+        codec.media_type(request.content_type) or codec.JSON,
+        api_version="v1",
+        kind="Namespace",
     )
     if not isinstance(body, dict):
         raise errors.BadRequest(message="Namespace must be an object")
@@ -335,7 +350,9 @@ async def _approval(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     content_type = codec.media_type(request.content_type) or codec.JSON
-    body = codec.decode_body(await codec.read_body(request), content_type)
+    body = codec.decode_body(
+        await codec.read_body(request), content_type, api_version=info.api_version, kind=info.kind
+    )
     opts = rest.write_options(request)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
