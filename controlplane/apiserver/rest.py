@@ -405,7 +405,7 @@ def _validate(info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | Non
         )
 
 
-async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: str) -> None:
+async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: str, name: str) -> None:
     """NamespaceLifecycle admission: no content in a missing or terminating namespace."""
     if not info.namespaced:
         return
@@ -416,9 +416,9 @@ async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: st
         raise errors.NotFound.for_object("namespaces", "", namespace)
     if ns.get("metadata", {}).get("deletionTimestamp") or ns.get("status", {}).get("phase") == "Terminating":
         raise errors.Forbidden(
-            message=f'{info.plural} "{{name}}" is forbidden: unable to create new content in namespace '
+            message=f'{info.group_resource} "{name}" is forbidden: unable to create new content in namespace '
             f"{namespace} because it is being terminated",
-            name=namespace,
+            name=name,
             kind=info.plural,
             group=info.group,
             causes=[
@@ -468,6 +468,8 @@ async def create_object(
             meta["name"] = names.generate_name(prefix)
     if info.plural == "namespaces" and info.group == "":
         meta.pop("namespace", None)
+    # NamespaceLifecycle admission runs before validation upstream: a missing namespace is a 404.
+    await _check_namespace(ctx, info, meta.get("namespace", ""), meta.get("name", ""))
     strategy.prepare_for_create(info, obj)
     defaults.apply_defaults(info, obj)
     meta["uid"] = str(uuid.uuid4())
@@ -476,7 +478,6 @@ async def create_object(
     meta.pop("deletionTimestamp", None)
     defaults.apply_create_defaults(info, obj)
     _validate(info, obj, None)
-    await _check_namespace(ctx, info, meta.get("namespace", ""))
     if managed is None:
         meta["managedFields"] = managed_fields.update(
             None,

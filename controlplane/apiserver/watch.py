@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -66,8 +67,47 @@ class _Encoder:
         return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
 
+class _EventCache:
+    """Decoded objects and encoded frames shared by every watcher of one event.
+
+    A thousand watchers of one resource would otherwise decode and encode each event a thousand
+    times. Entries are keyed by (revision, key) and never mutated after caching; the cache is
+    bounded, and a miss only costs the work it saves.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._objects: OrderedDict[tuple[int, str], tuple[dict[str, Any] | None, dict[str, Any]]] = (
+            OrderedDict()
+        )
+        self._frames: OrderedDict[tuple[int, str, str], bytes] = OrderedDict()
+        self._size = size
+
+    def objects(self, event: Event) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        key = (event.revision, event.kv.key)
+        found = self._objects.get(key)
+        if found is None:
+            found = event_objects(event)
+            self._objects[key] = found
+            if len(self._objects) > self._size:
+                self._objects.popitem(last=False)
+        return found
+
+    def frame(self, event: Event, event_type: str, obj: dict[str, Any]) -> bytes:
+        key = (event.revision, event.kv.key, event_type)
+        found = self._frames.get(key)
+        if found is None:
+            found = orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+            self._frames[key] = found
+            if len(self._frames) > self._size:
+                self._frames.popitem(last=False)
+        return found
+
+
+_CACHE = _EventCache()
+
+
 def _translate(info: ResourceInfo, opts: rest.ListOptions, event: Event) -> tuple[str, dict[str, Any]] | None:
-    prev, cur = event_objects(event)
+    prev, cur = _CACHE.objects(event)
     if event.type == "DELETE":
         if opts.matches(info, cur):
             return "DELETED", cur
@@ -202,7 +242,10 @@ async def _pump(
             last_rv = event.revision
             translated = _translate(info, opts, event)
             if translated is not None:
-                await response.write(encoder.frame(*translated))
+                if encoder.out.shape == "object":
+                    await response.write(_CACHE.frame(event, *translated))
+                else:
+                    await response.write(encoder.frame(*translated))
     finally:
         if stop_wait is not None:
             stop_wait.cancel()
