@@ -370,7 +370,11 @@ def _check_metadata(info: ResourceInfo, obj: dict[str, Any], ri: RequestInfo) ->
     return meta
 
 
-def _field_validation(info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str]) -> None:
+def _field_validation(
+    info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str], *, decoding: bool = False
+) -> None:
+    """`decoding`: the object is a request body being decoded (create, update), where upstream wraps
+    strict errors as `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`; patches are not."""
     if mode == "Ignore":
         return
     schema = _schema_for(info)
@@ -382,7 +386,10 @@ def _field_validation(info: ResourceInfo, obj: dict[str, Any], mode: str, warnin
     messages = [f'unknown field "{path}"' for path in unknown]
     if mode == "Strict":
         joined = messages[0] if len(messages) == 1 else ", ".join(messages)
-        raise errors.BadRequest(message=f"strict decoding error: {joined}")
+        message = f"strict decoding error: {joined}"
+        if decoding:
+            message = f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {message}'
+        raise errors.BadRequest(message=message)
     warnings.extend(messages)
 
 
@@ -461,7 +468,7 @@ async def create_object(
 ) -> dict[str, Any]:
     _check_type(info, obj)
     meta = _check_metadata(info, obj, ri)
-    _field_validation(info, obj, opts.field_validation, warnings)
+    _field_validation(info, obj, opts.field_validation, warnings, decoding=managed is None)
     if not meta.get("name"):
         prefix = meta.get("generateName")
         if prefix:
@@ -523,7 +530,7 @@ async def update(
         )
     body_meta["name"] = ri.name
     warnings: list[str] = []
-    _field_validation(info, body, opts.field_validation, warnings)
+    _field_validation(info, body, opts.field_validation, warnings, decoding=True)
     precondition = body_meta.get("resourceVersion") or ""
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
