@@ -70,6 +70,12 @@ class RunningServer:
 
     async def stop(self) -> None:
         self.stopping.set()
+        # End open watches first: they are long-running and would hold the graceful shutdown
+        # until its timeout; clients reconnect and resume from their last resourceVersion.
+        watches = self.ctx.extra.get("open_watches")
+        if isinstance(watches, set):
+            for watch in list(watches):
+                await watch.close()
         await self.runner.cleanup()
         await self.ctx.storage.close()
 

@@ -26,7 +26,7 @@ from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.store import event_objects
 from controlplane.storage import errors as storage_errors
-from controlplane.storage.interface import Event
+from controlplane.storage.interface import Event, Watch
 
 __all__ = ["serve_watch"]
 
@@ -173,6 +173,9 @@ async def serve_watch(
         del exc
         return response
 
+    open_watches = ctx.extra.setdefault("open_watches", set())
+    assert isinstance(open_watches, set)
+    open_watches.add(watch)
     metrics.WATCHES.labels(resource=info.plural, group=info.group).inc()
     await response.prepare(request)
     try:
@@ -184,6 +187,7 @@ async def serve_watch(
         await _pump(ctx, info, opts, encoder, watch, response, timeout, last_rv)
     finally:
         metrics.WATCHES.labels(resource=info.plural, group=info.group).dec()
+        open_watches.discard(watch)
         await watch.close()
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
@@ -195,61 +199,48 @@ async def _pump(
     info: ResourceInfo,
     opts: rest.ListOptions,
     encoder: _Encoder,
-    watch: Any,
+    watch: Watch,
     response: web.StreamResponse,
     timeout: float,
     last_rv: int,
 ) -> None:
+    """Stream events until the deadline, the watch ends (server shutdown closes it) or the client
+    goes. Events already queued are written in one chunk: one wake-up and one TLS write per batch,
+    not per event."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     events: AsyncIterator[Event] = watch.__aiter__()
-    next_event: asyncio.Task[Event] | None = None
-    stopping = ctx.extra.get("stopping")
-    stop_wait: asyncio.Future[Any] | None = (
-        asyncio.ensure_future(stopping.wait()) if isinstance(stopping, asyncio.Event) else None
-    )
-    try:
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            wait = min(remaining, ctx.bookmark_interval) if opts.allow_bookmarks else remaining
-            if next_event is None:
-                next_event = asyncio.ensure_future(events.__anext__())
-            waiting: set[asyncio.Future[Any]] = {next_event}
-            if stop_wait is not None:
-                waiting.add(stop_wait)
-            done, _ = await asyncio.wait(waiting, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            if stop_wait is not None and stop_wait in done:
-                return  # the server is shutting down: end the stream so the client reconnects elsewhere
-            if not done:
-                if opts.allow_bookmarks and loop.time() < deadline:
-                    # Only the last revision this stream has passed is safe: events up to the current
-                    # revision may still be on their way to this watcher's queue.
-                    await response.write(encoder.bookmark(last_rv))
-                continue
-            task, next_event = next_event, None
-            try:
-                event = task.result()
-            except StopAsyncIteration:
-                return
-            except storage_errors.StorageError:
-                # The watcher fell behind or storage closed: tell the client to relist, as upstream
-                # does when its watch cache cannot keep up.
-                status = errors.Expired(message="The resourceVersion for the provided watch is too old.")
-                await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
-                return
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        wait = min(remaining, ctx.bookmark_interval) if opts.allow_bookmarks else remaining
+        try:
+            async with asyncio.timeout(wait):
+                first = await events.__anext__()
+        except TimeoutError:
+            if opts.allow_bookmarks and loop.time() < deadline:
+                # Only the last revision this stream has passed is safe: events up to the current
+                # revision may still be on their way to this watcher's queue.
+                await response.write(encoder.bookmark(last_rv))
+            continue
+        except StopAsyncIteration:
+            return
+        except storage_errors.StorageError:
+            # The watcher fell behind or storage closed: tell the client to relist, as upstream
+            # does when its watch cache cannot keep up.
+            status = errors.Expired(message="The resourceVersion for the provided watch is too old.")
+            await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
+            return
+        chunk: list[bytes] = []
+        for event in [first, *watch.ready()]:
             last_rv = event.revision
             translated = _translate(info, opts, event)
-            if translated is not None:
-                if encoder.out.shape == "object":
-                    await response.write(_CACHE.frame(event, *translated))
-                else:
-                    await response.write(encoder.frame(*translated))
-    finally:
-        if stop_wait is not None:
-            stop_wait.cancel()
-        if next_event is not None:
-            next_event.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await next_event
+            if translated is None:
+                continue
+            if encoder.out.shape == "object":
+                chunk.append(_CACHE.frame(event, *translated))
+            else:
+                chunk.append(encoder.frame(*translated))
+        if chunk:
+            await response.write(b"".join(chunk))

@@ -85,6 +85,17 @@ class Watcher:
             self._wake.clear()
             await self._wake.wait()
 
+    def ready(self, limit: int = 256) -> list[Event]:
+        """Events that are available now, without waiting (at most `limit`); lets a consumer
+        batch its writes instead of paying a wake-up per event."""
+        out: list[Event] = []
+        source = self._history if self._history else (self._live if not self._replaying else None)
+        while source and len(out) < limit and not self._closed and self._error is None:
+            out.append(source.popleft())
+        if out:
+            self._delivered = out[-1].revision
+        return out
+
     async def _read_history(self) -> None:
         try:
             events, exhausted = await self._replay(self._replayed_to)

@@ -57,6 +57,9 @@ class Watch(Protocol):
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
 
+    def ready(self, limit: int = 256) -> list[Event]:
+        """Events available right now, in order, without waiting (may be empty)."""
+
     async def close(self) -> None: ...
 
 

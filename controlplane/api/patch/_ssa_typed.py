@@ -11,11 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from controlplane.api.patch._ssa_schema import ListKind, TypeRef
 from controlplane.api.patch.fieldpath import (
     FieldSet,
     Path,
     PathElement,
+    element_sort_key,
     element_string,
     index_element,
     key_element,
@@ -33,6 +36,7 @@ __all__ = [
     "remove_items",
     "to_field_set",
     "validate",
+    "whole_fields_v1",
 ]
 
 
@@ -196,17 +200,88 @@ def compare(lhs: Any, rhs: Any, t: TypeRef) -> Comparison:
     return out
 
 
+def _surely_equal(lhs: Any, rhs: Any) -> bool:
+    """Equal JSON texts: then `json_equal` holds and the walk below finds nothing, so it is
+    skipped. Python's `==` answers first (cheaply, and no for most differences) but alone would
+    take `true` for `1`; texts that differ (key order, 1 vs 1.0) only mean "walk it"."""
+    if lhs != rhs:
+        return False
+    try:
+        return bool(orjson.dumps(lhs) == orjson.dumps(rhs))
+    except TypeError:
+        return False
+
+
 def _compare(lhs: Any, rhs: Any, t: TypeRef, path: Path, out: Comparison) -> None:
-    lshape = t.shape(lhs) if lhs is not MISSING else None
-    rshape = t.shape(rhs) if rhs is not MISSING else None
-    if lshape is not None and rshape is not None and lshape != rshape:
+    if lhs is MISSING:
+        if rhs is not MISSING:
+            _whole(rhs, t, path, out.added)
+        return
+    if rhs is MISSING:
+        _whole(lhs, t, path, out.removed)
+        return
+    lshape = t.shape(lhs)
+    rshape = t.shape(rhs)
+    if lshape != rshape:
         # Upstream walks both readings; the left one only reports what disappears below.
         _compare_as(lshape, lhs, rhs, t, path, out)
         _compare_as(rshape, lhs, rhs, t, path, out)
         return
-    shape = rshape or lshape
-    assert shape is not None
-    _compare_as(shape, lhs, rhs, t, path, out)
+    if rshape == "scalar":
+        if not json_equal(lhs, rhs):
+            out.modified.add(path)
+        return
+    if rshape == "list":
+        if not lhs or not rhs or not isinstance(lhs, list) or not isinstance(rhs, list):
+            _compare_as(rshape, lhs, rhs, t, path, out)
+            return
+        if t.list_kind()[0] == "atomic":
+            if not json_equal(lhs, rhs):
+                out.modified.add(path)
+            return
+        if _surely_equal(lhs, rhs):
+            return
+        item_t = t.item()
+        lorder, lobs = _index_items(t, lhs)
+        rorder, robs = _index_items(t, rhs)
+        for pe in lorder:
+            _compare(lobs[pe], robs.get(pe, MISSING), item_t, (*path, pe), out)
+        for pe in rorder:
+            if pe not in lobs:
+                _whole(robs[pe], item_t, (*path, pe), out.added)
+        return
+    if not lhs or not rhs or not isinstance(lhs, dict) or not isinstance(rhs, dict) or t.map_atomic():
+        _compare_as(rshape, lhs, rhs, t, path, out)
+        return
+    if _surely_equal(lhs, rhs):
+        return
+    field_of = t.field
+    for key, lval in lhs.items():
+        _compare(lval, rhs.get(key, MISSING), field_of(key)[0], (*path, ("f", key)), out)
+    for key, rval in rhs.items():
+        if key not in lhs:
+            _whole(rval, field_of(key)[0], (*path, ("f", key)), out.added)
+
+
+def _whole(value: Any, t: TypeRef, path: Path, out: set[Path]) -> None:
+    """`_compare` against a missing side: every node of `value` that the walk visits."""
+    if isinstance(value, dict):
+        if value and not t.map_atomic():
+            field_of = t.field
+            for key, val in value.items():
+                _whole(val, field_of(key)[0], (*path, ("f", key)), out)
+    elif isinstance(value, list):
+        if value:
+            kind, keys = t.list_kind()
+            if kind != "atomic":
+                item_t = t.item()
+                seen: set[PathElement] = set()
+                for i, item in enumerate(value):
+                    pe = item_element(kind, keys, item_t, i, item, strict=False)
+                    if pe not in seen:
+                        seen.add(pe)
+                        _whole(item, item_t, (*path, pe), out)
+    out.add(path)
 
 
 def _leaf(lhs: Any, rhs: Any, path: Path, out: Comparison) -> None:
@@ -248,6 +323,40 @@ def _compare_as(shape: str, lhs: Any, rhs: Any, t: TypeRef, path: Path, out: Com
         out.added.add(path)
     elif rhs is MISSING:
         out.removed.add(path)
+
+
+def whole_fields_v1(value: Any, t: TypeRef) -> dict[str, Any]:
+    """`to_fields_v1` of what `_whole` collects below a member node (relative to it), built in
+    one walk: every node visited is a member, so a node with children carries `"."`."""
+    if isinstance(value, dict):
+        if not value or t.map_atomic():
+            return {}
+        field_of = t.field
+        out: dict[str, Any] = {".": {}}
+        for key in sorted(value):
+            out[f"f:{key}"] = whole_fields_v1(value[key], field_of(key)[0])
+        return out
+    if not isinstance(value, list) or not value:
+        return {}
+    kind, keys = t.list_kind()
+    if kind == "atomic":
+        return {}
+    item_t = t.item()
+    items: dict[PathElement, Any] = {}
+    for i, item in enumerate(value):
+        pe = item_element(kind, keys, item_t, i, item, strict=False)
+        if pe not in items:
+            items[pe] = item
+    out = {".": {}}
+    if all(pe[0] != "i" for pe in items):
+        # `k:`/`v:` texts sort as their elements do
+        texts = {f"{pe[0]}:{pe[1]}": item for pe, item in items.items()}
+        for text in sorted(texts):
+            out[text] = whole_fields_v1(texts[text], item_t)
+    else:
+        for pe in sorted(items, key=element_sort_key):
+            out[f"{pe[0]}:{pe[1]}"] = whole_fields_v1(items[pe], item_t)
+    return out
 
 
 # merge

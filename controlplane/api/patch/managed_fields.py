@@ -11,18 +11,19 @@ identity-only metadata (name, uid, resourceVersion, ...) is never owned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from controlplane.api.patch._ssa_schema import root_type
-from controlplane.api.patch._ssa_typed import compare, to_field_set
+from controlplane.api.patch._ssa_schema import TypeRef, root_type
+from controlplane.api.patch._ssa_typed import compare, to_field_set, whole_fields_v1
 from controlplane.api.patch.fieldpath import (
     FieldSet,
     InvalidFieldsV1,
     Path,
-    from_fields_v1,
+    decode_fields_v1,
+    edit_fields_v1,
     recursive_difference,
     to_fields_v1,
 )
@@ -87,6 +88,10 @@ class ManagerEntry:
     fields: FieldSet
     time: str | None = None
     subresource: str = ""
+    # The `fieldsV1` this entry was decoded from when it is exactly what `to_fields_v1` would
+    # write for `source_fields`: while `fields` is still that set, it is written back as it came.
+    source: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    source_fields: FieldSet | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def identity(self) -> Identity:
@@ -112,6 +117,18 @@ class ManagerEntry:
             text += f" using {self.api_version}"
         return text
 
+    def _fields_v1(self) -> dict[str, Any]:
+        source, source_fields = self.source, self.source_fields
+        if source is None or source_fields is None:
+            return to_fields_v1(self.fields)
+        if self.fields is not source_fields:
+            lost = source_fields - self.fields
+            gained = self.fields - source_fields
+            if 2 * (len(lost) + len(gained)) > len(source_fields):
+                return to_fields_v1(self.fields)
+            source = edit_fields_v1(source, lost, gained)
+        return orjson.loads(orjson.dumps(source))  # a copy (in C) that shares nothing
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation}
         if self.api_version:
@@ -119,7 +136,7 @@ class ManagerEntry:
         if self.time is not None:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = to_fields_v1(self.fields)
+        out["fieldsV1"] = self._fields_v1()
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -138,7 +155,8 @@ def decode(entries: Any) -> dict[Identity, ManagerEntry]:
         fields_type = raw.get("fieldsType", "")
         if fields_type != "FieldsV1":
             raise InvalidFieldsV1(f'invalid fieldsType "{fields_type}" (expected FieldsV1)')
-        fields = from_fields_v1(raw.get("fieldsV1") or {})
+        encoded = raw.get("fieldsV1") or {}
+        fields, canonical = decode_fields_v1(encoded)
         time = raw.get("time")
         entry = ManagerEntry(
             manager=str(raw.get("manager", "")),
@@ -151,6 +169,8 @@ def decode(entries: Any) -> dict[Identity, ManagerEntry]:
         previous = out.get(entry.identity)
         if previous is not None:
             entry.fields = previous.fields | entry.fields
+        elif canonical:
+            entry.source, entry.source_fields = encoded, fields
         out[entry.identity] = entry
     return out
 
@@ -233,17 +253,85 @@ def update(
     t = root_type(schema)
     before = object_without_managed_fields(old) if old is not None else {}
     after = object_without_managed_fields(new)
+    # A reset of whole top-level fields (`.status`, `.spec`) is a reset of keys both sides may
+    # simply leave out of the comparison, instead of walking them and dropping what is found.
+    top_level = not t.map_atomic() and all(len(p) == 1 and p[0][0] == "f" for p in reset)
+    if top_level:
+        for ((_, name),) in reset:
+            before.pop(name, None)
+            after.pop(name, None)
+    if old is None and not managers and top_level:
+        return _created(after, t, manager, operation, api_version, now, subresource)
     diff = compare(before, after, t)
-    changed = recursive_difference(diff.added | diff.modified, reset)
-    removed = recursive_difference(diff.removed, reset)
+    changed: set[Path] | FieldSet = diff.added
+    diff.added |= diff.modified
+    removed: set[Path] | FieldSet = diff.removed
+    if not top_level:
+        changed = recursive_difference(changed, reset)
+        removed = recursive_difference(removed, reset)
     for entry in managers.values():
-        entry.fields = entry.fields - changed - removed
+        # Only a set that loses paths is replaced, so an untouched one is written as it came.
+        if not entry.fields.isdisjoint(changed) or not entry.fields.isdisjoint(removed):
+            entry.fields = entry.fields - changed - removed
 
-    own = (changed - removed) - STRIP_FIELDS
+    own = (changed - removed) - STRIP_FIELDS if removed else changed - STRIP_FIELDS
     if own:
         entry = ManagerEntry(manager, operation, api_version, frozenset(own), now, subresource)
         previous = managers.get(entry.identity)
         if previous is not None:
             entry.fields = entry.fields | previous.fields
+            entry.source, entry.source_fields = previous.source, previous.source_fields
         managers[entry.identity] = entry
     return encode(managers.values())
+
+
+# STRIP_FIELDS as element texts, each with the text of its parent first.
+_STRIP_TEXTS = sorted(tuple(f"{kind}:{data}" for kind, data in path) for path in STRIP_FIELDS)
+
+
+def _drop_member(node: dict[str, Any], texts: tuple[str, ...]) -> bool:
+    """Take the node at `texts` out of the set encoded by `node`, keeping what is below it;
+    whether anything changed."""
+    child = node.get(texts[0])
+    if child is None:
+        return False
+    if len(texts) == 1:
+        if "." in child:
+            del child["."]
+            return True
+        if not child:
+            del node[texts[0]]
+            return True
+        return False
+    if not _drop_member(child, texts[1:]):
+        return False
+    if not child:
+        del node[texts[0]]  # nothing of the set is left below it, and it is no member
+    elif len(child) == 1 and "." in child:
+        node[texts[0]] = {}  # a member whose members below are all gone
+    return True
+
+
+def _created(
+    after: dict[str, Any],
+    t: TypeRef,
+    manager: str,
+    operation: str,
+    api_version: str,
+    now: str,
+    subresource: str,
+) -> list[dict[str, Any]]:
+    """`update` of a create with no entries yet: the writer owns every node the comparison with
+    nothing finds (its `added` set), less the strip set, encoded in one walk of the object."""
+    encoded: dict[str, Any] = {}
+    if after:
+        for key in sorted(after):
+            encoded[f"f:{key}"] = whole_fields_v1(after[key], t.field(key)[0])
+        for texts in _STRIP_TEXTS:
+            _drop_member(encoded, texts)
+    if not encoded:
+        return []
+    entry = ManagerEntry(manager, operation, api_version, frozenset(), now, subresource)
+    out = entry.to_dict()
+    out["fieldsV1"] = encoded
+    return [out]

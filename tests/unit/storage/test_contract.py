@@ -198,6 +198,20 @@ async def test_watch_from_zero_on_an_empty_store(storage: Storage) -> None:
     await watch.close()
 
 
+async def test_ready_hands_over_queued_events_in_order_without_waiting(storage: Storage) -> None:
+    watch = await storage.watch(P, revision=0)
+    assert watch.ready() == []  # nothing yet, and it does not block
+    for name in ("a", "b", "c"):
+        await storage.create(P + name, b"1")
+    [first] = await take(watch, 1)
+    rest = watch.ready()
+    while len(rest) < 2:  # live events may arrive in more than one publication
+        rest += await take(watch, 1)
+    assert [e.revision for e in [first, *rest]] == [1, 2, 3]
+    assert watch.ready() == []
+    await watch.close()
+
+
 async def test_watch_filters_by_prefix(storage: Storage) -> None:
     pods = await storage.watch(P + "ns1/", revision=0)
     everything = await storage.watch("/registry/", revision=0)
