@@ -8,6 +8,7 @@ in a field error exactly as upstream does. The `name_is_*` helpers are the per-k
 
 from __future__ import annotations
 
+import os
 import random as _random
 import re
 from collections.abc import Callable
@@ -44,14 +45,18 @@ GENERATED_RANDOM_LENGTH = 5
 _MAX_NAME_LENGTH = 63
 MAX_GENERATED_NAME_LENGTH = _MAX_NAME_LENGTH - GENERATED_RANDOM_LENGTH
 
-_system_random = _random.SystemRandom()
+# Seeded from the OS once (and again in a forked child, which would otherwise repeat the
+# parent's names), as upstream's math/rand source is: names need to be unlikely to collide,
+# not unpredictable, and a system-RNG read per character costs a syscall each.
+_random_source = _random.Random()
+os.register_at_fork(after_in_child=_random_source.seed)
 
 
 def generate_name(prefix: str, rand: _random.Random | None = None) -> str:
     """`SimpleNameGenerator.GenerateName`: the prefix cut to 58 characters, plus 5 random ones."""
-    source = rand if rand is not None else _system_random
+    source = rand if rand is not None else _random_source
     base = prefix[:MAX_GENERATED_NAME_LENGTH]
-    return base + "".join(source.choice(_ALPHANUMS) for _ in range(GENERATED_RANDOM_LENGTH))
+    return base + "".join([source.choice(_ALPHANUMS) for _ in range(GENERATED_RANDOM_LENGTH)])
 
 
 def max_len_error(length: int) -> str:

@@ -270,17 +270,16 @@ def _whole(value: Any, t: TypeRef, path: Path, out: set[Path]) -> None:
             field_of = t.field
             for key, val in value.items():
                 _whole(val, field_of(key)[0], (*path, ("f", key)), out)
-    elif isinstance(value, list):
-        if value:
-            kind, keys = t.list_kind()
-            if kind != "atomic":
-                item_t = t.item()
-                seen: set[PathElement] = set()
-                for i, item in enumerate(value):
-                    pe = item_element(kind, keys, item_t, i, item, strict=False)
-                    if pe not in seen:
-                        seen.add(pe)
-                        _whole(item, item_t, (*path, pe), out)
+    elif isinstance(value, list) and value:
+        kind, keys = t.list_kind()
+        if kind != "atomic":
+            item_t = t.item()
+            seen: set[PathElement] = set()
+            for i, item in enumerate(value):
+                pe = item_element(kind, keys, item_t, i, item, strict=False)
+                if pe not in seen:
+                    seen.add(pe)
+                    _whole(item, item_t, (*path, pe), out)
     out.add(path)
 
 

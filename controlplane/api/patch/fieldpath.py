@@ -42,6 +42,7 @@ Path = tuple[PathElement, ...]
 FieldSet = frozenset[Path]
 
 _RANK = {"f": 0, "k": 1, "v": 2, "i": 3}
+_TEXT_ORDERED = frozenset({"f", "k", "v"})
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
@@ -56,7 +57,7 @@ def _normalise(value: Any) -> Any:
         return value
     if kind is dict and all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
         return value  # the usual key: strings and integers only, nothing to rewrite
-    if isinstance(value, bool) or isinstance(value, str | int):
+    if isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else value
@@ -183,9 +184,9 @@ def _encode_trie(node: dict[Any, Any]) -> dict[str, Any]:
     texts: dict[str, dict[Any, Any]] = {}
     for pe, child in node.items():
         kind = pe[0]
-        if kind != "f" and kind != "k" and kind != "v":
-            for pe in sorted(node, key=element_sort_key):
-                out[_encode_element(pe)] = _encode_trie(node[pe])
+        if kind not in _TEXT_ORDERED:
+            for element in sorted(node, key=element_sort_key):
+                out[_encode_element(element)] = _encode_trie(node[element])
             return out
         texts[f"{kind}:{pe[1]}"] = child
     for text in sorted(texts):
@@ -246,12 +247,19 @@ def decode_fields_v1(encoded: Mapping[str, Any]) -> tuple[FieldSet, bool]:
         # Canonical order: "." first, then `f:`, `k:`, `v:` texts ascending (their texts sort
         # as the elements do), then `i:` by index.
         previous = ""
-        last_index = -1
+        last_index: int | None = None
         for text, child in node.items():
             if text == ".":
                 if prefix:
                     out.add(prefix)
-                if previous or last_index >= 0 or not prefix or len(node) == 1 or type(child) is not dict or child:
+                if (
+                    previous
+                    or last_index is not None
+                    or not prefix
+                    or len(node) == 1
+                    or type(child) is not dict
+                    or child
+                ):
                     canonical = False
                 continue
             if type(child) is not dict:
@@ -263,11 +271,11 @@ def decode_fields_v1(encoded: Mapping[str, Any]) -> tuple[FieldSet, bool]:
                 hit = _decode_cached(text)
             pe = hit[0]
             if pe[0] == "i":
-                if pe[1] <= last_index or not hit[1]:
+                if (last_index is not None and pe[1] <= last_index) or not hit[1]:
                     canonical = False
-                last_index = max(pe[1], 0)
+                last_index = pe[1]
             else:
-                if text <= previous or last_index >= 0 or not hit[1]:
+                if text <= previous or last_index is not None or not hit[1]:
                     canonical = False
                 previous = text
             path = (*prefix, pe)

@@ -127,7 +127,8 @@ class ManagerEntry:
             if 2 * (len(lost) + len(gained)) > len(source_fields):
                 return to_fields_v1(self.fields)
             source = edit_fields_v1(source, lost, gained)
-        return orjson.loads(orjson.dumps(source))  # a copy (in C) that shares nothing
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(source))  # in C, and shares nothing
+        return copied
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation}
@@ -140,6 +141,29 @@ class ManagerEntry:
         if self.subresource:
             out["subresource"] = self.subresource
         return out
+
+
+# Recently decoded `fieldsV1` objects by their JSON text (which fixes both the set and whether
+# the text is canonical): an object's entries mostly come back unchanged on its next write, and
+# objects stamped from one template carry identical ones. The sets are immutable, so shared.
+_DECODED_SETS: dict[bytes, tuple[FieldSet, bool]] = {}
+_DECODED_SETS_LIMIT = 256
+
+
+def _decode_fields(encoded: Any) -> tuple[FieldSet, bool]:
+    try:
+        text = orjson.dumps(encoded) if type(encoded) is dict else None
+    except TypeError:
+        text = None
+    if text is None:
+        return decode_fields_v1(encoded)
+    hit = _DECODED_SETS.get(text)
+    if hit is None:
+        hit = decode_fields_v1(encoded)
+        if len(_DECODED_SETS) >= _DECODED_SETS_LIMIT:
+            del _DECODED_SETS[next(iter(_DECODED_SETS))]
+        _DECODED_SETS[text] = hit
+    return hit
 
 
 def decode(entries: Any) -> dict[Identity, ManagerEntry]:
@@ -156,7 +180,7 @@ def decode(entries: Any) -> dict[Identity, ManagerEntry]:
         if fields_type != "FieldsV1":
             raise InvalidFieldsV1(f'invalid fieldsType "{fields_type}" (expected FieldsV1)')
         encoded = raw.get("fieldsV1") or {}
-        fields, canonical = decode_fields_v1(encoded)
+        fields, canonical = _decode_fields(encoded)
         time = raw.get("time")
         entry = ManagerEntry(
             manager=str(raw.get("manager", "")),
