@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from controlplane.api import decoding as decoding_checks
 from controlplane.api import (
     defaults,
     errors,
@@ -184,9 +185,14 @@ def respond_object(
 def _warning_headers(warnings: list[str] | None) -> dict[str, str] | None:
     if not warnings:
         return None
+
     # aiohttp headers are a multidict; joining keeps one header with comma-separated warnings,
     # which is how RFC 7234 allows several warn-values.
-    return {"Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"' for w in warnings)}
+    # Quotes inside the warn-text are backslash-escaped, as upstream's NewWarningHeader does.
+    def quoted(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
+    return {"Warning": ", ".join(f'299 - "{quoted(w)}"' for w in warnings)}
 
 
 def _parse_rv(value: str) -> int:
@@ -305,10 +311,18 @@ async def list_objects(
 # Body checks shared by create and update
 
 
+BODY_TYPES = (codec.JSON, "application/yaml", codec.PROTOBUF)
+
+
 def _decode_object(raw: bytes, request: web.Request, info: ResourceInfo) -> dict[str, Any]:
-    body = codec.decode_body(
-        raw, codec.media_type(request.content_type), api_version=info.api_version, kind=info.kind
-    )
+    # A missing Content-Type is read as JSON; anything else must be a type we decode.
+    content_type = codec.media_type(request.headers.get("Content-Type")) or codec.JSON
+    if content_type not in BODY_TYPES:
+        raise errors.UnsupportedMediaType(
+            message=f"the body of the request was in an unknown format - accepted media types include: "
+            f"{', '.join(BODY_TYPES)}"
+        )
+    body = codec.decode_body(raw, content_type, api_version=info.api_version, kind=info.kind)
     if not isinstance(body, dict):
         raise errors.BadRequest(
             message="the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
@@ -373,24 +387,29 @@ def _check_metadata(info: ResourceInfo, obj: dict[str, Any], ri: RequestInfo) ->
 def _field_validation(
     info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str], *, decoding: bool = False
 ) -> None:
-    """`decoding`: the object is a request body being decoded (create, update), where upstream wraps
-    strict errors as `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`; patches are not."""
-    if mode == "Ignore":
-        return
+    """What decoding into upstream's typed structs does: wrongly typed values are a 400, unknown
+    fields are an error under Strict, a warning under Warn, and are dropped unless Strict refused
+    them. `decoding`: the object is a request body (create, update), where upstream wraps strict
+    errors as `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`; patches are not."""
     schema = _schema_for(info)
     if schema is None:
         return
-    unknown = unknown_fields.unknown_fields(obj, schema)
-    if not unknown:
-        return
-    messages = [f'unknown field "{path}"' for path in unknown]
-    if mode == "Strict":
-        joined = messages[0] if len(messages) == 1 else ", ".join(messages)
-        message = f"strict decoding error: {joined}"
-        if decoding:
-            message = f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {message}'
-        raise errors.BadRequest(message=message)
-    warnings.extend(messages)
+    if not info.custom:
+        decoding_checks.check_types(obj, schema, kind=info.kind, version=info.version)
+    unknown = [] if mode == "Ignore" else unknown_fields.unknown_fields(obj, schema)
+    if unknown:
+        messages = [f'unknown field "{path}"' for path in unknown]
+        if mode == "Strict":
+            joined = messages[0] if len(messages) == 1 else ", ".join(messages)
+            message = f"strict decoding error: {joined}"
+            if decoding:
+                message = (
+                    f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: {message}'
+                )
+            raise errors.BadRequest(message=message)
+        warnings.extend(messages)
+    if not info.custom:
+        decoding_checks.prune_unknown(obj, schema)
 
 
 def _schema_for(info: ResourceInfo) -> dict[str, Any] | None:

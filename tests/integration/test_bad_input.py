@@ -712,10 +712,9 @@ def test_field_validation_warn_creates_with_a_warning(raw: Raw, env: Fixture) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# Known server bugs, reported to the lead. strict=True: once fixed, these fail until un-marked.
+# Decoding as upstream's typed structs: wrong types, unknown fields dropped, warnings, media types.
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: unknown fields of built-in types are stored, not dropped")
 def test_unknown_fields_are_dropped_from_built_in_objects(raw: Raw, env: Fixture) -> None:
     for mode in ("Warn", "Ignore"):
         name = f"drop-{mode.lower()}"
@@ -730,7 +729,6 @@ def test_unknown_fields_are_dropped_from_built_in_objects(raw: Raw, env: Fixture
             raw.request("DELETE", f"{env.deploy}/{name}")
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: Warning text has \" replaced by ' instead of escaped")
 def test_warning_header_quotes_like_upstream(raw: Raw, env: Fixture) -> None:
     reply = raw.request(
         "POST", f"{env.deploy}?fieldValidation=Warn", dumps(deployment("quoted", foo=1)), JSON
@@ -749,9 +747,6 @@ TYPE_MISMATCHES = [
 TYPE_MISMATCHES[-1][2]["spec"]["template"]["spec"]["containers"] = {"name": "app", "image": "nginx:1.25"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="server bug: bodies whose field types do not match the schema are stored"
-)
 @pytest.mark.parametrize(
     ("collection", "body"), [(c, b) for _, c, b in TYPE_MISMATCHES], ids=[i for i, _, _ in TYPE_MISMATCHES]
 )
@@ -768,7 +763,6 @@ def test_wrongly_typed_fields_are_bad_request(
     assert_nothing_written(raw, env, before)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: create/update accept any Content-Type")
 def test_unsupported_body_content_type_is_415(raw: Raw, env: Fixture) -> None:
     reply = raw.request("POST", env.cm, dumps(configmap("plain")), "text/plain")
     if reply.status == 201:
@@ -776,9 +770,6 @@ def test_unsupported_body_content_type_is_415(raw: Raw, env: Fixture) -> None:
     assert_status(reply, 415, "UnsupportedMediaType")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="server bug: a failed JSON patch's 422 lacks upstream's details.causes"
-)
 def test_failed_json_patch_says_why(raw: Raw, env: Fixture) -> None:
     reply = raw.request(
         "PATCH", f"{env.cm}/existing", dumps([{"op": "test", "path": "/data/a", "value": "x"}]), JSONPATCH

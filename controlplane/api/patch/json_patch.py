@@ -49,7 +49,10 @@ def apply(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
         if not isinstance(result, dict):
             raise JSONPatchError(f"patched document is a JSON {json_kind(result)}, not an object")
     except JSONPatchError as exc:
-        raise errors.Invalid(message=_UNPROCESSABLE) from exc
+        # Upstream's NewGenericServerResponse keeps the patch error as the one cause.
+        raise errors.Invalid(
+            message=_UNPROCESSABLE, causes=[errors.Cause(errors.UNEXPECTED_SERVER_RESPONSE, str(exc))]
+        ) from exc
     return result
 
 

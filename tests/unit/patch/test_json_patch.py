@@ -110,6 +110,11 @@ def test_failed_test_is_422_shaped_like_upstream() -> None:
         "status": "Failure",
         "message": UNPROCESSABLE,
         "reason": "Invalid",
+        "details": {
+            "causes": [
+                {"reason": "UnexpectedServerResponse", "message": "testing value /metadata/resourceVersion failed"}
+            ]
+        },
         "code": 422,
     }
     assert isinstance(caught.value.__cause__, json_patch.JSONPatchError)
