@@ -13,7 +13,7 @@ from typing import Any
 
 from controlplane.api import errors, schemas
 
-__all__ = ["check_types", "prune_unknown"]
+__all__ = ["check_types", "inspect", "prune_unknown", "type_error"]
 
 Schema = dict[str, Any]
 
@@ -85,70 +85,123 @@ def _mismatch(value: Any, schema: Schema) -> bool:
     return "object" not in types
 
 
-def check_types(obj: dict[str, Any], schema: Schema | None, *, kind: str, version: str) -> None:
-    """Raise upstream's 400 for the first value whose JSON type the schema does not allow."""
-    found = _first_mismatch(obj, schema, "")
-    if found is None:
+class _Node:
+    """A schema node resolved once: upstream definitions live for the whole process, so nodes are
+    memoised by the id of their (pinned) raw dict."""
+
+    __slots__ = ("extra", "go_type", "items", "one_of", "opaque", "props", "raw", "schema", "types")
+
+    def __init__(self, raw: Schema) -> None:
+        self.raw = raw  # pins the dict, so its id is never reused while cached
+        schema = schemas.resolve(raw) or {}
+        self.schema = schema
+        self.opaque = not schema or bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        self.types = _types(schema)
+        self.one_of = [o for o in schema.get("oneOf") or () if isinstance(o, dict)]
+        self.props: dict[str, Any] | None = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        self.extra: Schema | bool | None = extra if isinstance(extra, dict | bool) else None
+        items = schema.get("items")
+        self.items: Schema | None = items if isinstance(items, dict) else None
+        self.go_type = ""
+
+
+_NODES: dict[int, _Node] = {}
+
+
+def _node(raw: Schema) -> _Node:
+    found = _NODES.get(id(raw))
+    if found is None or found.raw is not raw:
+        found = _Node(raw)
+        if len(_NODES) > 50_000:
+            _NODES.clear()
+        _NODES[id(raw)] = found
+    return found
+
+
+def inspect(
+    obj: dict[str, Any], schema: Schema, *, prune: bool
+) -> tuple[list[str], tuple[str, Any, str] | None]:
+    """One walk: the unknown fields (paths like `spec.containers[0].bogus`), the first value of a
+    wrong type (path, value, Go type), and, when `prune`, the unknown fields removed in place."""
+    unknown: list[str] = []
+    mismatch: list[tuple[str, Any, str]] = []
+    _inspect(obj, _node(schema), "", "", unknown, mismatch, prune)
+    return unknown, (mismatch[0] if mismatch else None)
+
+
+def _inspect(
+    value: Any,
+    node: _Node,
+    path: str,
+    go_path: str,
+    unknown: list[str],
+    mismatch: list[tuple[str, Any, str]],
+    prune: bool,
+) -> None:
+    if node.opaque or value is None:
         return
+    if node.one_of:
+        if not mismatch and all(_mismatch(value, o) for o in node.one_of):
+            mismatch.append((go_path, value, _go_type(node.schema, node.raw.get("$ref", ""))))
+        return
+    if node.types and not mismatch and _mismatch(value, node.schema):
+        mismatch.append((go_path, value, _go_type(node.schema, node.raw.get("$ref", ""))))
+        return
+    if isinstance(value, dict):
+        props = node.props
+        extra = node.extra
+        if props is None:
+            if isinstance(extra, dict):
+                sub = _node(extra)
+                for item in value.values():
+                    _inspect(item, sub, path, go_path, unknown, mismatch, prune)  # Go omits map keys
+            return
+        doomed: list[str] = []
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else key
+            if key in props:
+                _inspect(
+                    item,
+                    _node(props[key]),
+                    here,
+                    f"{go_path}.{key}" if go_path else key,
+                    unknown,
+                    mismatch,
+                    prune,
+                )
+            elif isinstance(extra, dict):
+                _inspect(item, _node(extra), here, go_path, unknown, mismatch, prune)
+            elif extra is not True:
+                unknown.append(here)
+                doomed.append(key)
+        if prune:
+            for key in doomed:
+                del value[key]
+    elif isinstance(value, list) and node.items is not None:
+        sub = _node(node.items)
+        for index, item in enumerate(value):
+            _inspect(item, sub, f"{path}[{index}]", go_path, unknown, mismatch, prune)
+
+
+def type_error(kind: str, version: str, found: tuple[str, Any, str]) -> errors.BadRequest:
     path, value, expected = found
-    raise errors.BadRequest(
+    return errors.BadRequest(
         message=f'{kind} in version "{version}" cannot be handled as a {kind}: json: cannot unmarshal '
         f"{_json_type(value)} into Go struct field {kind}.{path} of type {expected}"
     )
 
 
-def _first_mismatch(value: Any, raw: Schema | None, path: str) -> tuple[str, Any, str] | None:
-    schema = schemas.resolve(raw)
-    if schema is None or schema.get("x-kubernetes-preserve-unknown-fields"):
-        return None
-    if _mismatch(value, schema):
-        ref = raw.get("$ref", "") if raw else ""
-        return path, value, _go_type(schema, ref)
-    if isinstance(value, dict):
-        props: dict[str, Any] = schema.get("properties") or {}
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if key in props:
-                # Go names struct fields in the path, but not map keys.
-                found = _first_mismatch(item, props[key], f"{path}.{key}" if path else key)
-            elif isinstance(extra, dict):
-                found = _first_mismatch(item, extra, path)
-            else:
-                continue
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        item_schema = schema.get("items")
-        if isinstance(item_schema, dict):
-            for item in value:
-                found = _first_mismatch(item, item_schema, path)
-                if found is not None:
-                    return found
-    return None
-
-
-def prune_unknown(value: Any, raw: Schema | None) -> None:
-    """Drop, in place, every field the schema does not declare (what decoding into a Go struct does)."""
-    schema = schemas.resolve(raw)
-    if schema is None or schema.get("x-kubernetes-preserve-unknown-fields"):
+def check_types(obj: dict[str, Any], schema: Schema | None, *, kind: str, version: str) -> None:
+    """Raise upstream's 400 for the first value whose JSON type the schema does not allow."""
+    if schema is None:
         return
-    if isinstance(value, dict):
-        props: dict[str, Any] | None = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        if props is None:
-            if isinstance(extra, dict):
-                for item in value.values():
-                    prune_unknown(item, extra)
-            return
-        for key in list(value):
-            if key in props:
-                prune_unknown(value[key], props[key])
-            elif isinstance(extra, dict):
-                prune_unknown(value[key], extra)
-            elif extra is not True:
-                del value[key]
-    elif isinstance(value, list):
-        item_schema = schema.get("items")
-        if isinstance(item_schema, dict):
-            for item in value:
-                prune_unknown(item, item_schema)
+    _, found = inspect(obj, schema, prune=False)
+    if found is not None:
+        raise type_error(kind, version, found)
+
+
+def prune_unknown(value: dict[str, Any], raw: Schema | None) -> None:
+    """Drop, in place, every field the schema does not declare (what decoding into a Go struct does)."""
+    if raw is not None:
+        inspect(value, raw, prune=True)

@@ -394,10 +394,15 @@ def _field_validation(
     schema = _schema_for(info)
     if schema is None:
         return
-    if not info.custom:
-        decoding_checks.check_types(obj, schema, kind=info.kind, version=info.version)
-    unknown = [] if mode == "Ignore" else unknown_fields.unknown_fields(obj, schema)
-    if unknown:
+    if info.custom:
+        unknown = [] if mode == "Ignore" else unknown_fields.unknown_fields(obj, schema)
+    else:
+        # One walk over the body: wrong types, unknown fields, and (unless Strict refuses them)
+        # their removal, as decoding into upstream's typed structs does.
+        unknown, mismatch = decoding_checks.inspect(obj, schema, prune=mode != "Strict")
+        if mismatch is not None:
+            raise decoding_checks.type_error(info.kind, info.version, mismatch)
+    if unknown and mode != "Ignore":
         messages = [f'unknown field "{path}"' for path in unknown]
         if mode == "Strict":
             joined = messages[0] if len(messages) == 1 else ", ".join(messages)
@@ -408,8 +413,6 @@ def _field_validation(
                 )
             raise errors.BadRequest(message=message)
         warnings.extend(messages)
-    if not info.custom:
-        decoding_checks.prune_unknown(obj, schema)
 
 
 def _schema_for(info: ResourceInfo) -> dict[str, Any] | None:
