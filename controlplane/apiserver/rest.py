@@ -150,10 +150,15 @@ def list_options(request: web.Request, info: ResourceInfo) -> ListOptions:
 
 
 async def get(ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request) -> web.Response:
-    obj = await ctx.store.get(info, ri.namespace, ri.name)
     rv = request.query.get("resourceVersion", "")
     if rv and rv != "0":
         _parse_rv(rv)
+    out = output.negotiate(request.headers.get("Accept"), request.query.get("includeObject"))
+    if out.shape == "object":
+        # The stored bytes with the resourceVersion spliced in: no decode and re-encode.
+        raw = await ctx.store.get_raw(info, ri.namespace, ri.name)
+        return web.Response(body=raw + b"\n", content_type=codec.JSON)
+    obj = await ctx.store.get(info, ri.namespace, ri.name)
     return respond_object(ctx, info, obj, request)
 
 
@@ -302,6 +307,11 @@ async def list_objects(
                 "items": [output.partial_metadata(o) for o in page.items],
             }
         )
+    if opts.label_selector is None and opts.field_selector is None:
+        # A plain list is the stored bytes of each object, joined: no per-object decode.
+        head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
+        raw_body = head[:-1] + b',"items":[' + b",".join(page.raw_items()) + b"]}\n"
+        return web.Response(body=raw_body, content_type=codec.JSON)
     return codec.json_response(
         {"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta, "items": page.items}
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,16 +19,57 @@ from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import Event, KeyValue, Storage, Watch
 from controlplane.storage.revlog import FutureRevision
 
-__all__ = ["ListPage", "ObjectStore", "decode", "translated"]
+__all__ = ["ListPage", "ObjectStore", "decode", "raw_object", "translated"]
 
 
-@dataclass(frozen=True)
+_METADATA = b'"metadata":{'
+
+
+def raw_object(kv: KeyValue) -> bytes:
+    """The stored JSON with `metadata.resourceVersion` spliced in, without decoding it.
+
+    `_encode` writes apiVersion and kind (strings) and then metadata first, so the first unescaped
+    `"metadata":{` in the bytes is the object's own (a quote inside any string value is escaped).
+    """
+    value = kv.value
+    at = value.find(_METADATA)
+    # Only splice when no object or array opens before it, i.e. it is surely the top-level key.
+    if at < 0 or not value.startswith(b"{") or b"{" in value[1:at] or b"[" in value[1:at]:
+        return orjson.dumps(decode(kv))
+    at += len(_METADATA)
+    rv = b'"resourceVersion":"' + str(kv.mod_revision).encode() + b'"'
+    return value[:at] + rv + (b"," if value[at : at + 1] != b"}" else b"") + value[at:]
+
+
 class ListPage:
-    items: list[dict[str, Any]]
-    revision: int
-    last_key: str  # key of the last item scanned (the continue point)
-    more: bool
-    remaining: int
+    """A page of a list; objects are decoded only when asked for (a plain JSON list is served
+    from the stored bytes)."""
+
+    def __init__(
+        self,
+        kvs: list[KeyValue],
+        revision: int,
+        last_key: str,
+        *,
+        more: bool,
+        remaining: int,
+        decoded: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.kvs = kvs
+        self.revision = revision
+        self.last_key = last_key  # key of the last item scanned (the continue point)
+        self.more = more
+        self.remaining = remaining
+        self._decoded = decoded
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        if self._decoded is None:
+            self._decoded = [decode(kv) for kv in self.kvs]
+        return self._decoded
+
+    def raw_items(self) -> list[bytes]:
+        return [raw_object(kv) for kv in self.kvs]
 
 
 def decode(kv: KeyValue) -> dict[str, Any]:
@@ -39,13 +79,19 @@ def decode(kv: KeyValue) -> dict[str, Any]:
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
-    meta = obj.get("metadata", {})
-    rv = meta.pop("resourceVersion", None)
-    try:
-        return orjson.dumps(obj)
-    finally:
-        if rv is not None:
-            meta["resourceVersion"] = rv
+    """apiVersion, kind, then metadata first (see `raw_object`), without the resourceVersion,
+    which is the log's revision and filled in on read."""
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("resourceVersion", None)
+    ordered: dict[str, Any] = {}
+    for key in ("apiVersion", "kind"):
+        if isinstance(obj.get(key), str):
+            ordered[key] = obj[key]
+    ordered["metadata"] = meta
+    for key, value in obj.items():
+        if key not in ordered:
+            ordered[key] = value
+    return orjson.dumps(ordered)
 
 
 @asynccontextmanager
@@ -100,32 +146,51 @@ class ObjectStore:
         """A page of objects. With a predicate and a limit, keeps reading until `limit` objects
         match or the prefix is exhausted, like upstream's paging with selectors."""
         prefix = info.list_prefix(namespace)
-        items: list[dict[str, Any]] = []
+        kvs: list[KeyValue] = []
+        matched: list[dict[str, Any]] = []
         cursor = start_after
         read_at = revision
         async with translated(info):
             while True:
-                want = max(limit - len(items), 0) if limit else 0
+                want = max(limit - len(kvs), 0) if limit else 0
                 batch = max(want, 50) if (limit and predicate) else want
                 page = await self.storage.list(prefix, revision=read_at, limit=batch, start_after=cursor)
                 read_at = page.revision
                 for index, kv in enumerate(page.items):
-                    obj = decode(kv)
-                    if predicate is None or predicate(obj):
-                        items.append(obj)
-                        if limit and len(items) >= limit:
-                            scanned_all = index == len(page.items) - 1 and not page.more
-                            return ListPage(
-                                items,
-                                page.revision,
-                                kv.key,
-                                more=not scanned_all,
-                                remaining=0 if predicate else (page.remaining + len(page.items) - index - 1),
-                            )
+                    if predicate is not None:
+                        obj = decode(kv)
+                        if not predicate(obj):
+                            continue
+                        matched.append(obj)
+                    kvs.append(kv)
+                    if limit and len(kvs) >= limit:
+                        scanned_all = index == len(page.items) - 1 and not page.more
+                        return ListPage(
+                            kvs,
+                            page.revision,
+                            kv.key,
+                            more=not scanned_all,
+                            remaining=0 if predicate else (page.remaining + len(page.items) - index - 1),
+                            decoded=matched if predicate is not None else None,
+                        )
                 if page.items:
                     cursor = page.items[-1].key
                 if not page.more or not limit:
-                    return ListPage(items, page.revision, cursor, more=False, remaining=0)
+                    return ListPage(
+                        kvs,
+                        page.revision,
+                        cursor,
+                        more=False,
+                        remaining=0,
+                        decoded=matched if predicate is not None else None,
+                    )
+
+    async def get_raw(self, info: ResourceInfo, namespace: str, name: str) -> bytes:
+        async with translated(info, name):
+            kv = await self.storage.get(info.key(namespace, name))
+        if kv is None:
+            raise errors.NotFound.for_object(info.plural, info.group, name)
+        return raw_object(kv)
 
     async def create(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
