@@ -24,7 +24,7 @@ from controlplane.api.resources import ResourceInfo
 from controlplane.apiserver import metrics, output, rest
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
-from controlplane.apiserver.store import event_objects
+from controlplane.apiserver.store import event_objects, raw_object
 from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import Event, Watch
 
@@ -90,6 +90,18 @@ class _EventCache:
             self._objects[key] = found
             if len(self._objects) > self._size:
                 self._objects.popitem(last=False)
+        return found
+
+    def raw_frame(self, event: Event) -> bytes:
+        """The frame of an unfiltered event, built from the stored bytes without decoding."""
+        event_type = "DELETED" if event.type == "DELETE" else ("ADDED" if event.prev is None else "MODIFIED")
+        key = (event.revision, event.kv.key, event_type)
+        found = self._frames.get(key)
+        if found is None:
+            found = b'{"type":"' + event_type.encode() + b'","object":' + raw_object(event.kv) + b"}\n"
+            self._frames[key] = found
+            if len(self._frames) > self._size:
+                self._frames.popitem(last=False)
         return found
 
     def frame(self, event: Event, event_type: str, obj: dict[str, Any]) -> bytes:
@@ -233,8 +245,14 @@ async def _pump(
             await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
             return
         chunk: list[bytes] = []
+        unfiltered = (
+            encoder.out.shape == "object" and opts.label_selector is None and opts.field_selector is None
+        )
         for event in [first, *watch.ready()]:
             last_rv = event.revision
+            if unfiltered:
+                chunk.append(_CACHE.raw_frame(event))
+                continue
             translated = _translate(info, opts, event)
             if translated is None:
                 continue
