@@ -1,0 +1,1 @@
+"""Opt-in tests against real clouds (none yet; they arrive with the cloud issues)."""
