@@ -143,17 +143,18 @@ async def _status_errors(request: web.Request, handler: Handler) -> web.StreamRe
         )
     finally:
         if ri.is_resource_request:
-            metrics.REQUESTS.labels(
-                verb=ri.verb.upper() if ri.verb != "watch" else "WATCH",
-                group=ri.group,
-                resource=ri.resource,
-                subresource=ri.subresource,
-                code=str(code),
+            # Label only what is served: client-chosen paths must not mint new series.
+            info = request.app[CTX].registry.get(ri.group, ri.version, ri.resource)
+            served = info is not None
+            resource = ri.resource if served else "unknown"
+            sub = ri.subresource if info is not None and info.subresource(ri.subresource) else ""
+            metrics.request_counter(
+                ri.verb.upper(), ri.group if served else "", resource, sub, str(code)
             ).inc()
             if ri.verb != "watch":
-                metrics.REQUEST_DURATION.labels(
-                    verb=ri.verb.upper(), group=ri.group, resource=ri.resource, subresource=ri.subresource
-                ).observe(time.perf_counter() - started)
+                metrics.request_duration(ri.verb.upper(), ri.group if served else "", resource, sub).observe(
+                    time.perf_counter() - started
+                )
 
 
 def _inflight(settings: AppSettings) -> Any:
@@ -169,12 +170,12 @@ def _inflight(settings: AppSettings) -> Any:
         if current[kind] >= limits[kind]:
             raise errors.TooManyRequests(message="Too many requests, please try again later.", retry_after=1)
         current[kind] += 1
-        metrics.INFLIGHT.labels(request_kind=kind).set(current[kind])
+        metrics.inflight(kind).set(current[kind])
         try:
             return await handler(request)
         finally:
             current[kind] -= 1
-            metrics.INFLIGHT.labels(request_kind=kind).set(current[kind])
+            metrics.inflight(kind).set(current[kind])
 
     return middleware
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -43,4 +44,10 @@ def timed(operation: Operation) -> Iterator[None]:
     try:
         yield
     finally:
-        OPERATION_DURATION.labels(operation=operation).observe(time.perf_counter() - started)
+        _duration_child(operation).observe(time.perf_counter() - started)
+
+
+@functools.cache
+def _duration_child(operation: str) -> Any:
+    # labels() hashes and validates on every call; the children are fixed, so look them up once.
+    return OPERATION_DURATION.labels(operation=operation)

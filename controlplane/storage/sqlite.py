@@ -414,6 +414,13 @@ class _ReaderPool:
 # --- the store ---------------------------------------------------------------------------------
 
 
+# Latest values kept for point reads (entries are a KeyValue, or None for a key known absent).
+# This process is the database's only writer (see the lock file), and every committed write
+# updates the entry before it is acknowledged, so a hit is always the current value. A read
+# that raced a write never replaces the write's entry. Cleared wholesale past the limit.
+_LATEST_LIMIT = 200_000
+
+
 class SqliteStorage:
     def __init__(
         self,
@@ -439,6 +446,7 @@ class SqliteStorage:
         # loop iteration submits and `_flush` (scheduled once per tick) queues it as one list.
         self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
         self._pending: list[_Write] = []
+        self._latest: dict[str, KeyValue | None] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: _ReaderPool | None = None
@@ -541,6 +549,8 @@ class SqliteStorage:
                 self._compacted = max(self._compacted, req.expected)
             if not req.future.done():
                 req.future.set_result(outcome)
+        for event in events:
+            self._latest[event.kv.key] = event.kv if event.type == "PUT" else None
         GROUP_COMMIT_BATCH_SIZE.observe(len(batch))
         self.largest_batch = max(self.largest_batch, len(batch))
         CURRENT_REVISION.set(self._revision)
@@ -583,7 +593,16 @@ class SqliteStorage:
 
     async def get(self, key: str, *, revision: int | None = None) -> KeyValue | None:
         with timed("get"):
-            return await self._check_open().run(lambda conn: _read_get(conn, key, revision))
+            readers = self._check_open()
+            if revision is None and key in self._latest:
+                return self._latest[key]
+            found = await readers.run(lambda conn: _read_get(conn, key, revision))
+            if revision is None:
+                if len(self._latest) >= _LATEST_LIMIT:
+                    self._latest.clear()
+                # setdefault: a write delivered while this read ran is newer; never replace it.
+                self._latest.setdefault(key, found)
+            return found
 
     async def list(
         self,
