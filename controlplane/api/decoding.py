@@ -67,7 +67,10 @@ def _mismatch(value: Any, schema: Schema) -> bool:
     one_of = schema.get("oneOf")
     if one_of:  # IntOrString, Quantity
         return all(_mismatch(value, option) for option in one_of if isinstance(option, dict))
-    types = _types(schema)
+    return _wrong_type(value, _types(schema))
+
+
+def _wrong_type(value: Any, types: set[str]) -> bool:
     if not types or value is None:
         return False
     if isinstance(value, bool):
@@ -145,7 +148,7 @@ def _inspect(
         if not mismatch and all(_mismatch(value, o) for o in node.one_of):
             mismatch.append((go_path, value, _go_type(node.schema, node.raw.get("$ref", ""))))
         return
-    if node.types and not mismatch and _mismatch(value, node.schema):
+    if node.types and not mismatch and _wrong_type(value, node.types):
         mismatch.append((go_path, value, _go_type(node.schema, node.raw.get("$ref", ""))))
         return
     if isinstance(value, dict):
