@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +38,7 @@ from controlplane.api.patch import json_patch, managed_fields, merge_patch, stra
 from controlplane.api.resources import ResourceInfo
 from controlplane.apiserver import codec, output
 from controlplane.apiserver.allocators import Allocation
-from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.context import ServerContext, rfc3339
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.store import ListPage
 
@@ -78,6 +79,19 @@ class ListOptions:
     timeout_seconds: int | None
     allow_bookmarks: bool
     send_initial_events: bool
+
+    def latest_unpaged(self) -> ListOptions:
+        """The same selection, as one consistent read of the latest state."""
+        return dataclasses.replace(
+            self,
+            limit=0,
+            continue_token="",
+            resource_version="",
+            resource_version_match="",
+            timeout_seconds=None,
+            allow_bookmarks=False,
+            send_initial_events=False,
+        )
 
     def matches(self, info: ResourceInfo, obj: dict[str, Any]) -> bool:
         if self.label_selector is not None and not self.label_selector.empty:
@@ -597,15 +611,15 @@ async def patch(
     schema = _patch_schema(info)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
-        doc = _without_rv_for_patch(current)
+        # `current` is the caller's private copy and the patch functions never mutate their input.
         if content_type == codec.JSON_PATCH:
             patched = json_patch.apply(current, patch_body)
         elif content_type == codec.MERGE_PATCH:
-            patched = merge_patch.apply(doc, patch_body)
+            patched = merge_patch.apply(current, patch_body)
         else:
             if not isinstance(patch_body, dict):
                 raise errors.BadRequest(message="strategic merge patch must be a JSON object")
-            patched = strategic.apply(doc, patch_body, schema)
+            patched = strategic.apply(current, patch_body, schema)
         if not isinstance(patched, dict):
             raise errors.BadRequest(message="patch produced a non-object result")
         # A patch may carry metadata.resourceVersion as a precondition (kopf, kubectl --resource-version).
@@ -628,11 +642,6 @@ def _patch_types_for(info: ResourceInfo) -> list[str]:
     if not info.custom:
         types.insert(2, codec.STRATEGIC_MERGE_PATCH)
     return types
-
-
-def _without_rv_for_patch(current: dict[str, Any]) -> dict[str, Any]:
-    doc = copy.deepcopy(current)
-    return doc
 
 
 async def write_update(
@@ -1021,27 +1030,24 @@ async def delete_object(
             umeta = updated["metadata"]
             now = ctx.clock()
             if not umeta.get("deletionTimestamp"):
-                umeta["deletionTimestamp"] = _rfc(now + timedelta(seconds=grace))
+                umeta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=grace))
                 umeta["deletionGracePeriodSeconds"] = grace
             elif grace < int(umeta.get("deletionGracePeriodSeconds") or 0):
                 # A shorter grace period may shorten an ongoing graceful deletion, never lengthen it.
-                umeta["deletionTimestamp"] = _rfc(now + timedelta(seconds=grace))
+                umeta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=grace))
                 umeta["deletionGracePeriodSeconds"] = grace
             if finalizers:
                 umeta["finalizers"] = finalizers
             else:
                 umeta.pop("finalizers", None)
-            if not finalizers and grace == 0:
-                pass  # fall through to the real delete below
-            else:
-                if opts.dry_run:
-                    return updated, False
-                if updated == current:
-                    return current, False
-                try:
-                    return await ctx.store.update(info, updated, expected_revision=expected), False
-                except errors.Conflict:
-                    continue
+            if opts.dry_run:
+                return updated, False
+            if updated == current:
+                return current, False
+            try:
+                return await ctx.store.update(info, updated, expected_revision=expected), False
+            except errors.Conflict:
+                continue
         if opts.dry_run:
             return current, True
         try:
@@ -1054,12 +1060,6 @@ async def delete_object(
     raise errors.Conflict.modified(info.plural, info.group, name)
 
 
-def _rfc(moment: Any) -> str:
-    from controlplane.apiserver.context import rfc3339
-
-    return rfc3339(moment)
-
-
 async def delete_collection(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
@@ -1069,17 +1069,7 @@ async def delete_collection(
         ctx,
         info,
         ri.namespace or None,
-        ListOptions(
-            label_selector=list_opts.label_selector,
-            field_selector=list_opts.field_selector,
-            limit=0,
-            continue_token="",
-            resource_version="",
-            resource_version_match="",
-            timeout_seconds=None,
-            allow_bookmarks=False,
-            send_initial_events=False,
-        ),
+        list_opts.latest_unpaged(),
     )
     deleted: list[dict[str, Any]] = []
     for obj in page.items:

@@ -150,17 +150,7 @@ async def serve_watch(
             ctx,
             info,
             namespace,
-            rest.ListOptions(
-                label_selector=opts.label_selector,
-                field_selector=opts.field_selector,
-                limit=0,
-                continue_token="",
-                resource_version="",
-                resource_version_match="",
-                timeout_seconds=None,
-                allow_bookmarks=False,
-                send_initial_events=False,
-            ),
+            opts.latest_unpaged(),
         )
         initial = page.items
         start = page.revision
