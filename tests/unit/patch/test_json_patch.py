@@ -112,7 +112,10 @@ def test_failed_test_is_422_shaped_like_upstream() -> None:
         "reason": "Invalid",
         "details": {
             "causes": [
-                {"reason": "UnexpectedServerResponse", "message": "testing value /metadata/resourceVersion failed"}
+                {
+                    "reason": "UnexpectedServerResponse",
+                    "message": "testing value /metadata/resourceVersion failed",
+                }
             ]
         },
         "code": 422,
