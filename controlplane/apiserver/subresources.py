@@ -309,9 +309,19 @@ async def _log(ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request:
     node = pod.get("spec", {}).get("nodeName")
     if not node:
         raise errors.BadRequest(message=f"pod {ri.name} does not have a host assigned")
-    # Logs come from the node agent (a later issue); until one reports them there are none to show.
-    logs = (pod.get("metadata", {}).get("annotations") or {}).get(f"pinnace.dev/log.{container}", "")
-    return web.Response(text=logs, content_type="text/plain")
+    statuses = {s.get("name"): s for s in pod.get("status", {}).get("containerStatuses") or []}
+    state = (statuses.get(container) or {}).get("state") or {}
+    if "running" not in state and "terminated" not in state:
+        reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+        raise errors.BadRequest(
+            message=f'container "{container}" in pod "{ri.name}" is waiting to start: {reason}'
+        )
+    # Upstream proxies this to the kubelet on the node; the node agent that serves logs arrives
+    # with the workloads issue, so a running container's logs cannot be fetched yet.
+    raise errors.ServiceUnavailable(
+        message=f'Get "https://{node}:10250/containerLogs/{ri.namespace}/{ri.name}/{container}": '
+        "no node agent serves logs for this node"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

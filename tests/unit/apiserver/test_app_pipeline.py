@@ -119,3 +119,73 @@ async def test_bootstrap_creates_system_namespaces_and_the_kubernetes_service(ct
         assert (await ctx.store.get(ns, "", name))["status"]["phase"] == "Active"
     kubernetes = await ctx.store.get(svc, "default", "kubernetes")
     assert kubernetes["spec"]["clusterIP"] == "10.96.0.1"
+
+
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "labels": {"app": "a"}},
+    "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]},
+}
+
+
+async def test_binding_eviction_log_and_finalize_subresources(ctx: ServerContext) -> None:
+    settings = app_module.AppSettings(authenticator=None, authorizer=AllowAll())
+    client = await _client(ctx, app_module.create_app(ctx, settings))
+    base = "/api/v1/namespaces/default/pods"
+    try:
+        assert (await client.post(base, json=POD)).status == 201
+        log = await client.get(f"{base}/p/log")
+        assert log.status == 400 and "does not have a host assigned" in (await log.json())["message"]
+
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"name": "n1"}}
+        assert (await client.post(f"{base}/p/binding", json=binding)).status == 201
+        pod = await (await client.get(f"{base}/p")).json()
+        assert pod["spec"]["nodeName"] == "n1"
+        assert any(c["type"] == "PodScheduled" for c in pod["status"]["conditions"])
+        again = await client.post(f"{base}/p/binding", json=binding)
+        assert again.status == 409  # already bound
+
+        log = await client.get(f"{base}/p/log")
+        assert log.status == 400
+        assert (await log.json())[
+            "message"
+        ] == 'container "c" in pod "p" is waiting to start: ContainerCreating'
+
+        pdb = {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "budget"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}},
+        }
+        assert (
+            await client.post("/apis/policy/v1/namespaces/default/poddisruptionbudgets", json=pdb)
+        ).status == 201
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+        refused = await client.post(f"{base}/p/eviction", json=eviction)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "10"
+        assert (await refused.json())["reason"] == "TooManyRequests"
+        await client.delete("/apis/policy/v1/namespaces/default/poddisruptionbudgets/budget")
+        assert (await client.post(f"{base}/p/eviction", json=eviction)).status == 201
+        # A bound pod is deleted gracefully: it stays, marked, until its node finishes it.
+        evicted = await (await client.get(f"{base}/p")).json()
+        assert evicted["metadata"]["deletionGracePeriodSeconds"] == 30
+
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}
+        assert (await client.post("/api/v1/namespaces", json=ns)).status == 201
+        deleting = await (await client.delete("/api/v1/namespaces/gone")).json()
+        assert deleting["status"]["phase"] == "Terminating"
+        refused_create = await client.post(
+            "/api/v1/namespaces/gone/configmaps", json={"metadata": {"name": "x"}}
+        )
+        assert refused_create.status == 403
+        finalize = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "gone"},
+            "spec": {"finalizers": []},
+        }
+        assert (await client.put("/api/v1/namespaces/gone/finalize", json=finalize)).status == 200
+        assert (await client.get("/api/v1/namespaces/gone")).status == 404
+    finally:
+        await client.close()
