@@ -131,6 +131,11 @@ async def start(config: ServerConfig) -> RunningServer:
     ctx.extra["stopping"] = stopping
     ctx.extra["cluster_cidr"] = config.cluster_cidr
     await _bootstrap(ctx, ip_allocator.kubernetes_service_ip, config.port)
+    svc_info = registry.get("", "v1", "services")
+    assert svc_info is not None
+    leaked = await ctx.services.repair((await ctx.store.list(svc_info, None)).items)
+    if leaked:
+        log.warning("released allocations no Service holds", extra={"released": leaked})
     # The OpenAPI documents take about half a second of CPU to build; build them before serving so
     # the first kubectl apply does not stall the event loop.
     await asyncio.to_thread(openapi.v3_root, registry)

@@ -139,3 +139,22 @@ class ServiceAllocation:
     async def release_ports(self, ports: list[int]) -> None:
         for port in ports:
             await self.ports.release(str(port))
+
+    async def repair(self, services: list[dict[str, Any]]) -> list[str]:
+        """Release allocations no Service holds; returns what was released.
+
+        A crash between allocating and storing a Service leaves an allocation behind. Run before
+        the server accepts requests (nothing can be mid-create then), like upstream's repair
+        controllers at start-up."""
+        held_ips = {s.get("spec", {}).get("clusterIP") for s in services}
+        held_ports = set().union(*(_node_ports(s.get("spec", {})) for s in services)) if services else set()
+        released: list[str] = []
+        for ip in sorted(await self.ips.in_use()):
+            if ip not in held_ips:
+                await self.ips.release(ip)
+                released.append(ip)
+        for port in sorted(await self.ports.in_use()):
+            if int(port) not in held_ports:
+                await self.ports.release(port)
+                released.append(port)
+        return released

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import app as app_module
 from controlplane.apiserver import authz
-from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
+from controlplane.apiserver.allocators import Allocation, NodePortAllocator, ServiceIPAllocator
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.server import _bootstrap
 from controlplane.apiserver.service_allocation import ServiceAllocation
@@ -189,3 +189,19 @@ async def test_binding_eviction_log_and_finalize_subresources(ctx: ServerContext
         assert (await client.get("/api/v1/namespaces/gone")).status == 404
     finally:
         await client.close()
+
+
+async def test_repair_releases_allocations_no_service_holds(ctx: ServerContext) -> None:
+    svc_info = ctx.registry.get("", "v1", "services")
+    assert svc_info is not None
+    # An allocation left behind by a crash between allocating and storing a Service.
+    orphaned = Allocation()
+    ip = await ctx.services.ips.allocate("default/crashed", orphaned)
+    port = await ctx.services.ports.allocate("default/crashed", orphaned, "spec.ports[0].nodePort")
+    services = (await ctx.store.list(svc_info, None)).items
+    released = await ctx.services.repair(services)
+    assert sorted(released) == sorted([ip, str(port)])
+    assert ip not in await ctx.services.ips.in_use()
+    # The kubernetes Service keeps its address.
+    assert "10.96.0.1" in await ctx.services.ips.in_use()
+    assert await ctx.services.repair(services) == []
