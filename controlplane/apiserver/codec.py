@@ -6,6 +6,7 @@ one over the size limit a 413. Every JSON response ends with a newline, as Go's 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -112,3 +113,33 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     if mark is not None:
         return f"yaml: line {mark.line + 1}: {problem}"
     return f"yaml: {problem}"
+
+
+def duplicate_fields(raw: bytes) -> list[str]:
+    """Paths of object keys that appear twice in a JSON body (`metadata.labels.a`), which strict
+    decoding refuses. orjson keeps the last silently, so this parses again with the stdlib; it runs
+    only for fieldValidation=Strict requests."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, item in value:
+                here = f"{path}.{key}" if path else key
+                if key in seen:
+                    found.append(here)
+                seen.add(key)
+                walk(item, here)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+
+    try:
+        walk(json.loads(raw, object_pairs_hook=_Pairs), "")
+    except ValueError:
+        return []  # not JSON (YAML or protobuf): the decoder in use reports its own errors
+    return found
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's key/value pairs in order, duplicates kept."""

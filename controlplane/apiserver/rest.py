@@ -351,6 +351,14 @@ def _decode_object(raw: bytes, request: web.Request, info: ResourceInfo) -> dict
         raise errors.BadRequest(
             message="the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
         )
+    if content_type == codec.JSON and request.query.get("fieldValidation") == "Strict":
+        duplicates = codec.duplicate_fields(raw)
+        if duplicates:
+            fields = ", ".join(f'duplicate field "{path}"' for path in duplicates)
+            raise errors.BadRequest(
+                message=f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"strict decoding error: {fields}"
+            )
     return body
 
 

@@ -780,3 +780,14 @@ def test_failed_json_patch_says_why(raw: Raw, env: Fixture) -> None:
     [cause] = status["details"]["causes"]
     assert cause["reason"] == "UnexpectedServerResponse"
     assert "/data/a" in cause["message"]
+
+
+def test_duplicate_fields_are_refused_under_strict(raw: Raw, env: Fixture) -> None:
+    before = raw.revision(env.cm)
+    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}'
+    reply = raw.request("POST", f"{env.cm}?fieldValidation=Strict", body, JSON)
+    status = assert_status(reply, 400, "BadRequest")
+    assert status["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "data.a"'
+    )
+    assert_nothing_written(raw, env, before)
