@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import loadgen
 from common import (
+    BaselineServer,
     BenchResult,
     CpuMeter,
     Row,
@@ -91,15 +92,18 @@ async def _metric_average(sess: aiohttp.ClientSession, url: str, name: str) -> f
 
 
 async def _load(
-    url: str, ssl_ctx: object, concurrency: int, duration: float, server_pid: int
+    url: str, ssl_ctx: object, concurrency: int, duration: float, server_pid: int, *, bare: bool = False
 ) -> tuple[loadgen.LoadStats, float, float]:
     assert hasattr(ssl_ctx, "wrap_socket")
     async with loadgen.session(ssl_ctx, concurrency) as sess:  # type: ignore[arg-type]
-        async with sess.post(
-            url + "/api/v1/namespaces", data=namespace_body(), headers={"Content-Type": "application/json"}
-        ) as resp:
-            if resp.status not in (201, 409):
-                raise RuntimeError(f"namespace create: {resp.status} {await resp.text()}")
+        if not bare:
+            async with sess.post(
+                url + "/api/v1/namespaces",
+                data=namespace_body(),
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                if resp.status not in (201, 409):
+                    raise RuntimeError(f"namespace create: {resp.status} {await resp.text()}")
         path = url + pods_path()
         headers = {"Content-Type": "application/json"}
 
@@ -115,7 +119,11 @@ async def _load(
             sess, create, concurrency=concurrency, duration=duration, counter=itertools.count()
         )
         server_cpu = meter.percent()
-        batch = await _metric_average(sess, url, "pinnace_storage_group_commit_batch_size")
+        batch = (
+            float("nan")
+            if bare
+            else await _metric_average(sess, url, "pinnace_storage_group_commit_batch_size")
+        )
     return stats, server_cpu, batch
 
 
@@ -128,12 +136,30 @@ def run(duration: float = 10.0, concurrency: int = 64, server_args: tuple[str, .
             stats, server_cpu, batch = asyncio.run(
                 _load(server.url, server.client_ssl(), concurrency, duration, server.pid)
             )
+            # A ceiling for any aiohttp server here: the bare handler parses each POST and answers
+            # 201 with no storage, validation or bookkeeping, through the same TLS and load generator.
+            bare_server = BaselineServer(server.pki, pod_bytes("bare"), root)
+            bare_server.start()
+            try:
+                bare, _, _ = asyncio.run(
+                    _load(
+                        bare_server.url,
+                        server.client_ssl(),
+                        concurrency,
+                        duration,
+                        bare_server.pid,
+                        bare=True,
+                    )
+                )
+            finally:
+                bare_server.stop()
         base_after = sqlite_commit_rate(root / "sqlite-baseline", duration / 2)
     baseline = statistics.mean([base_before, base_after])
     label = f"SQLite WAL+FULL 1 row/commit; before {base_before:,.0f}/s, after {base_after:,.0f}/s"
     result.rows += [
         Row("durable creates/s", stats.rate, "/s", baseline, label, ">= 1.0x", stats.rate >= baseline),
         Row("create latency p99", stats.p(99) * 1000, "ms", None, "", "<= 100 ms", stats.p(99) <= 0.1),
+        Row("bare aiohttp POST, no storage (ceiling)", bare.rate, "/s", baseline, label),
         Row("create latency p50", stats.p(50) * 1000, "ms"),
         Row("failed creates", float(stats.failed), ""),
         Row("avg group-commit batch (whole run)", batch, "writes"),
