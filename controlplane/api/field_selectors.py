@@ -157,43 +157,35 @@ def _pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _event_fields(
+    obj: Mapping[str, Any], ref: Mapping[str, Any], reporting: Any, source: Any
+) -> dict[str, str]:
+    fields = {f"involvedObject.{name}": _s(ref.get(name)) for name in _INVOLVED_OBJECT_FIELDS}
+    fields.update(
+        {
+            "reason": _s(obj.get("reason")),
+            "reportingComponent": _s(reporting),
+            "source": _s(source),
+            "type": _s(obj.get("type")),
+        }
+    )
+    return fields
+
+
+_INVOLVED_OBJECT_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+
+
 def _core_event_fields(obj: Mapping[str, Any]) -> dict[str, str]:
-    inv = obj.get("involvedObject") or {}
     source = _get(obj, "source", "component") or obj.get("reportingComponent") or ""
-    return {
-        "involvedObject.kind": _s(inv.get("kind")),
-        "involvedObject.namespace": _s(inv.get("namespace")),
-        "involvedObject.name": _s(inv.get("name")),
-        "involvedObject.uid": _s(inv.get("uid")),
-        "involvedObject.apiVersion": _s(inv.get("apiVersion")),
-        "involvedObject.resourceVersion": _s(inv.get("resourceVersion")),
-        "involvedObject.fieldPath": _s(inv.get("fieldPath")),
-        "reason": _s(obj.get("reason")),
-        "reportingComponent": _s(obj.get("reportingComponent")),
-        "source": _s(source),
-        "type": _s(obj.get("type")),
-    }
+    return _event_fields(obj, obj.get("involvedObject") or {}, obj.get("reportingComponent"), source)
 
 
 def _events_v1_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     # events.k8s.io/v1 objects are filtered through the core Event shape they convert to:
     # regarding -> involvedObject, reportingController -> reportingComponent,
     # deprecatedSource -> source, note -> message.
-    regarding = obj.get("regarding") or {}
     source = _get(obj, "deprecatedSource", "component") or obj.get("reportingController") or ""
-    return {
-        "involvedObject.kind": _s(regarding.get("kind")),
-        "involvedObject.namespace": _s(regarding.get("namespace")),
-        "involvedObject.name": _s(regarding.get("name")),
-        "involvedObject.uid": _s(regarding.get("uid")),
-        "involvedObject.apiVersion": _s(regarding.get("apiVersion")),
-        "involvedObject.resourceVersion": _s(regarding.get("resourceVersion")),
-        "involvedObject.fieldPath": _s(regarding.get("fieldPath")),
-        "reason": _s(obj.get("reason")),
-        "reportingComponent": _s(obj.get("reportingController")),
-        "source": _s(source),
-        "type": _s(obj.get("type")),
-    }
+    return _event_fields(obj, obj.get("regarding") or {}, obj.get("reportingController"), source)
 
 
 def _int_field(*path: str) -> Callable[[Mapping[str, Any]], str]:
