@@ -17,17 +17,19 @@ import datetime
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import bench_get
 import bench_list
+import bench_tls_ceiling
 import bench_watch
 import bench_writes
 import common
 import orjson
 from common import BenchResult, cpus_available, machine_description, print_result
 
-BENCHES = ("writes", "get", "list", "watch")
+BENCHES = ("writes", "get", "list", "watch", "tls")
 
 
 def main() -> int:
@@ -93,6 +95,15 @@ def main() -> int:
                 args.concurrency,
                 server_args,
             )
+        elif name == "tls":
+            result = bench_tls_ceiling.run(
+                max(1, int(args.watchers * scale)), rate=args.watch_rate, duration=duration / 2
+            )
+            coalesced = bench_tls_ceiling.run(
+                max(1, int(args.watchers * scale)), rate=args.watch_rate, duration=duration / 2, coalesce=5
+            )
+            result.name += " (and 5 events per write)"
+            result.rows += [replace(r, metric=f"5 per write: {r.metric}") for r in coalesced.rows]
         else:
             result = bench_watch.run(
                 max(1, int(args.watchers * scale)),
