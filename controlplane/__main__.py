@@ -83,33 +83,98 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--max-requests-inflight", type=int, default=400)
     server.add_argument("--max-mutating-requests-inflight", type=int, default=200)
     server.add_argument(
-        "--disable-garbage-collector", action="store_true", help="do not run the in-process garbage collector"
+        "--disable-garbage-collector", action="store_true", help="same as --controllers=*,-garbage-collector"
     )
+    _controller_flags(server)
+    cm = sub.add_parser(
+        "controller-manager", help="run the controllers alone, against an API server given by --kubeconfig"
+    )
+    cm.add_argument("--kubeconfig", type=Path, required=True)
+    _controller_flags(cm)
+    cm.add_argument(
+        "--leader-elect",
+        default=True,
+        action=argparse.BooleanOptionalAction,
+        help="elect a leader (default on)",
+    )
+    cm.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    cm.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    cm.add_argument("--leader-elect-retry-period", type=float, default=2.0)
     return parser
 
 
-async def _serve(config: Any) -> None:
-    """The composition root of `pinnace server`: the API server, then the in-process controllers,
-    which talk to it over HTTPS like any other client."""
+def _controller_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--controllers",
+        default="*",
+        help="controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, '' for none",
+    )
+    parser.add_argument("--node-monitor-grace-period", type=float, default=40.0)
+    parser.add_argument("--node-cidr-mask-size", type=int, default=24)
+    parser.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
+
+
+def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -> Any:
+    """The controller manager for the selected controllers (the garbage collector included)."""
+    from controlplane.controllers import registry
+    from controlplane.controllers.garbage_collector import GarbageCollector
+    from controlplane.controllers.runtime import ControllerConfig, ControllerManager
+
+    known = registry.all_controllers()
+    spec = args.controllers
+    if getattr(args, "disable_garbage_collector", False):
+        spec += f",-{registry.GARBAGE_COLLECTOR}"
+    chosen = registry.select(spec, [*known, registry.GARBAGE_COLLECTOR])
+    runnables = []
+    if registry.GARBAGE_COLLECTOR in chosen:
+
+        async def collect(c: Any, stop: asyncio.Event) -> None:
+            await GarbageCollector(c).run(stop)
+
+        runnables.append(collect)
+    config = ControllerConfig(
+        cluster_cidr=getattr(args, "cluster_cidr", "10.244.0.0/16"),
+        node_cidr_mask_size=args.node_cidr_mask_size,
+        node_monitor_grace_period=args.node_monitor_grace_period,
+        terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
+    )
+    return ControllerManager(
+        client,
+        [known[n] for n in chosen if n in known],
+        config=config,
+        leader_election=leader,
+        runnables=runnables,
+    )
+
+
+def _stop_on_signals() -> asyncio.Event:
     import signal
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(config: Any, args: argparse.Namespace) -> None:
+    """The composition root of `pinnace server`: the API server, then the in-process controllers,
+    which talk to it over HTTPS like any other client (and elect a leader like any other copy)."""
     from controlplane.apiserver import server
     from controlplane.client import Client, load_kubeconfig
-    from controlplane.controllers.garbage_collector import GarbageCollector
+    from controlplane.controllers.runtime import LeaderElectionConfig
 
     running = await server.start(config)
     print(f"Pinnace API server listening on {running.url}", flush=True)
     print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
     print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-controller-manager/v1.33.0")
+    manager = _controller_manager(client, args, leader=LeaderElectionConfig())
     try:
         async with asyncio.TaskGroup() as tg:
-            if config.garbage_collector:
-                tg.create_task(GarbageCollector(client).run(stop))
+            if manager.has_work:  # `--controllers=`: not even a candidate for the lease
+                tg.create_task(manager.run(stop))
             await stop.wait()
     finally:
         logging.getLogger("pinnace.server").info("shutting down")
@@ -142,14 +207,36 @@ def main(argv: list[str] | None = None) -> int:
             bookmark_interval=args.watch_bookmark_interval,
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
-            garbage_collector=not args.disable_garbage_collector,
         )
         try:
-            asyncio.run(_serve(config))
+            asyncio.run(_serve(config, args))
+        except KeyboardInterrupt:
+            return 130
+        return 0
+    if args.command == "controller-manager":
+        try:
+            asyncio.run(_run_controller_manager(args))
         except KeyboardInterrupt:
             return 130
         return 0
     return 2
+
+
+async def _run_controller_manager(args: argparse.Namespace) -> None:
+    from controlplane.client import Client, load_kubeconfig
+    from controlplane.controllers.runtime import LeaderElectionConfig
+
+    stop = _stop_on_signals()
+    leader = LeaderElectionConfig(
+        enabled=args.leader_elect,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    async with Client(
+        load_kubeconfig(args.kubeconfig), user_agent="pinnace-controller-manager/v1.33.0"
+    ) as client:
+        await _controller_manager(client, args, leader=leader).run(stop)
 
 
 if __name__ == "__main__":

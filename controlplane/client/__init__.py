@@ -11,7 +11,7 @@ import asyncio
 import base64
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ class Client:
 
     async def watch(
         self, rp: ResourcePath, namespace: str | None = None, *, params: Mapping[str, str] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield watch events ({"type", "object"}) until the server ends the stream."""
         query = {"watch": "true", **(params or {})}
         async with self._http().get(

@@ -1,1 +1,1 @@
-"""controllers."""
+"""The controllers of `pinnace controller-manager` (and of `pinnace server`, in process)."""

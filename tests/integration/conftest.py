@@ -116,6 +116,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     assert code == 0, f"server did not shut down cleanly ({code}):\n{proc.log()[-4000:]}"
 
 
+@pytest.fixture(scope="session")
+def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server running no controllers at all (`--controllers=`): for tests that run the
+    controllers they exercise themselves, in-process (see controller_harness.py)."""
+    proc = start_server(tmp_path_factory.mktemp("pinnace-bare") / "data", "--controllers=")
+    yield proc
+    code = proc.stop()
+    assert code == 0, f"server did not shut down cleanly ({code}):\n{proc.log()[-4000:]}"
+
+
 def kubectl_binaries() -> list[str]:
     found = []
     for name in ("kubectl.1.27", "kubectl.1.33", "kubectl"):

@@ -1,0 +1,42 @@
+"""Which controllers exist, and kube-controller-manager's `--controllers` selection syntax."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from controlplane.controllers.runtime import Controller
+
+__all__ = ["GARBAGE_COLLECTOR", "all_controllers", "select"]
+
+GARBAGE_COLLECTOR = "garbage-collector"
+
+
+def all_controllers() -> dict[str, type[Controller]]:
+    """Name -> class, in start order. Imported lazily: `pinnace server --controllers=` loads none."""
+    found: dict[str, type[Controller]] = {}
+    return found
+
+
+def select(spec: str, known: Iterable[str]) -> list[str]:
+    """Upstream's syntax: `*` enables the defaults, `foo` enables one, `-foo` disables one;
+    an empty spec enables nothing. Unknown names are an error, as upstream."""
+    names = list(known)
+    chosen: list[str] = []
+    disabled: set[str] = set()
+    star = False
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            star = True
+        elif item.startswith("-"):
+            if item[1:] not in names:
+                raise ValueError(f"unknown controller {item[1:]!r}; known: {', '.join(names)}")
+            disabled.add(item[1:])
+        else:
+            if item not in names:
+                raise ValueError(f"unknown controller {item!r}; known: {', '.join(names)}")
+            chosen.append(item)
+    if star:
+        chosen = [*names]
+    return [n for n in names if n in chosen and n not in disabled]
