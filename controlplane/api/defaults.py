@@ -1,9 +1,9 @@
 """Per-kind defaulting: what upstream fills in before validation, on the wire (v1) shapes.
 
 `apply_defaults` mirrors the `SetDefaults_*` functions of `pkg/apis/core/v1`, `apps/v1` and
-`batch/v1`, plus the mutating admission plugins every cluster runs on pods (ServiceAccount,
-Priority, DefaultTolerationSeconds) and the create-time strategy bits that need no identity
-(namespace finalizers). `apply_create_defaults` holds what needs `metadata.uid` (the Job
+`batch/v1` and the create-time strategy bits that need no identity (namespace finalizers). The
+mutating admission plugins pods go through (ServiceAccount, Priority, DefaultTolerationSeconds)
+live in `controlplane.apiserver.admission`: they read other objects and run on create only. `apply_create_defaults` holds what needs `metadata.uid` (the Job
 selector), so it runs after the uid is assigned. Both only fill what is missing, so applying
 them twice changes nothing.
 """
@@ -19,13 +19,6 @@ from controlplane.api.resources import ResourceInfo
 __all__ = ["apply_create_defaults", "apply_defaults"]
 
 Obj = dict[str, Any]
-
-# Annotation-free admission facts (plugin/pkg/admission/defaulttolerationseconds, priority).
-_DEFAULT_TOLERATION_SECONDS = 300
-_NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-_UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-_SYSTEM_PRIORITIES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
-_MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
 # batch/v1 label names written by the Job strategy.
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
@@ -166,12 +159,6 @@ def _default_pod_template(template: Any) -> None:
         _default_pod_spec(_sub(template, "spec"))
 
 
-def _tolerates(tolerations: list[Obj], key: str) -> bool:
-    return any(
-        t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None) for t in tolerations
-    )
-
-
 def _default_pod(obj: Obj) -> None:
     spec = _sub(obj, "spec")
     _default_pod_spec(spec)
@@ -190,39 +177,6 @@ def _default_pod(obj: Obj) -> None:
                         port["hostPort"] = port["containerPort"]
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
-
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    # ServiceAccount admission (skipped for mirror pods, as upstream does).
-    if _MIRROR_POD_ANNOTATION not in annotations:
-        if not spec.get("serviceAccountName"):
-            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-        if not spec.get("serviceAccount"):
-            spec["serviceAccount"] = spec["serviceAccountName"]
-    # Priority admission: no class means priority 0; the built-in system classes are known here.
-    if spec.get("priority") is None:
-        class_name = spec.get("priorityClassName") or ""
-        if not class_name:
-            spec["priority"] = 0
-        elif class_name in _SYSTEM_PRIORITIES:
-            spec["priority"] = _SYSTEM_PRIORITIES[class_name]
-    if spec.get("priority") is not None and not spec.get("preemptionPolicy"):
-        spec["preemptionPolicy"] = "PreemptLowerPriority"
-    # DefaultTolerationSeconds admission.
-    tolerations = spec.get("tolerations")
-    if not isinstance(tolerations, list):
-        tolerations = []
-    added = [
-        {
-            "key": key,
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": _DEFAULT_TOLERATION_SECONDS,
-        }
-        for key in (_NOT_READY_TAINT, _UNREACHABLE_TAINT)
-        if not _tolerates([t for t in tolerations if isinstance(t, dict)], key)
-    ]
-    if added:
-        spec["tolerations"] = [*tolerations, *added]
 
 
 # --- workloads --------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from controlplane.api.resources import Registry
+from controlplane.apiserver.admission import Admission, default_admission
 from controlplane.apiserver.service_allocation import ServiceAllocation
 from controlplane.apiserver.store import ObjectStore
 from controlplane.storage.interface import Storage
@@ -35,6 +37,10 @@ class ServerContext:
     # Watches without timeoutSeconds end after a random 30-60 min like upstream's --min-request-timeout.
     min_request_timeout: float = 1800.0
     garbage_collection: bool = True
+    admission: Admission = field(default_factory=default_admission)
+    # TLS towards kubelets (pods/log): the apiserver's kubelet client certificate, no
+    # verification of the kubelet's own (upstream without --kubelet-certificate-authority).
+    kubelet_tls: ssl.SSLContext | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def now(self) -> str:

@@ -1,10 +1,10 @@
 """The REST verbs on any resource: the write pipeline and the read paths.
 
 A write goes decode -> check kind/apiVersion/namespace/name against the URL -> field validation
-(Strict|Warn|Ignore) -> strategy (what this endpoint may change) -> defaulting -> admission
-(namespace lifecycle, service IPs/ports) -> validation -> managedFields -> storage. A dry run stops
-before storage and releases what admission allocated. Nothing here sees HTTP routing; the app
-module maps URLs onto these functions.
+(Strict|Warn|Ignore) -> strategy (what this endpoint may change) -> defaulting -> mutating admission
+(namespace lifecycle, the `admission` plugins) -> validation -> managedFields -> service IPs/ports
+-> validating admission -> storage. A dry run stops before storage and releases what admission
+allocated. Nothing here sees HTTP routing; the app module maps URLs onto these functions.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from controlplane.api import (
 from controlplane.api.patch import apply as ssa
 from controlplane.api.patch import json_patch, managed_fields, merge_patch, strategic
 from controlplane.api.resources import ResourceInfo
-from controlplane.apiserver import codec, output
+from controlplane.apiserver import admission, codec, output
 from controlplane.apiserver.allocators import Allocation
 from controlplane.apiserver.context import ServerContext, rfc3339
 from controlplane.apiserver.requestinfo import RequestInfo
@@ -523,6 +523,8 @@ async def create_object(
     _check_type(info, obj)
     meta = _check_metadata(info, obj, ri)
     _field_validation(info, obj, opts.field_validation, warnings, decoding=managed is None)
+    # Admission messages name the object as the request did (a generateName prefix, upstream).
+    admission_name = str(meta.get("name") or meta.get("generateName") or "")
     if not meta.get("name"):
         prefix = meta.get("generateName")
         if prefix:
@@ -538,6 +540,10 @@ async def create_object(
     meta.pop("resourceVersion", None)
     meta.pop("deletionTimestamp", None)
     defaults.apply_create_defaults(info, obj)
+    attrs = admission.Attributes(
+        info, "CREATE", meta.get("namespace", ""), admission_name, dry_run=opts.dry_run
+    )
+    await ctx.admission.admit(ctx, attrs, obj, None)
     _validate(info, obj, None)
     if managed is None:
         meta["managedFields"] = managed_fields.update(
@@ -557,9 +563,12 @@ async def create_object(
     try:
         if _is_service(info):
             await ctx.services.on_create(obj, allocation)
-        if opts.dry_run:
-            return obj
-        result = await ctx.store.create(info, obj)
+        attrs = dataclasses.replace(attrs, name=meta.get("name", ""))
+        async with ctx.admission.validate(ctx, attrs, obj, None) as admitted:
+            if opts.dry_run:
+                return obj
+            result = await ctx.store.create(info, obj)
+            await admitted.committed()
         allocation.keys.clear()  # committed: the allocations now belong to the object
         return result
     finally:
@@ -696,6 +705,10 @@ async def _finish_update(
         new_meta["namespace"] = old_meta.get("namespace", "")
     strategy.prepare_for_update(info, new, old, subresource=subresource)
     defaults.apply_defaults(info, new)
+    attrs = admission.Attributes(
+        info, "UPDATE", old_meta.get("namespace", ""), old_meta["name"], subresource, opts.dry_run
+    )
+    await ctx.admission.admit(ctx, attrs, new, old)
     if old_meta.get("deletionTimestamp"):
         added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
         if added:
@@ -734,29 +747,31 @@ async def _finish_update(
     try:
         if _is_service(info) and subresource == "":
             released = await ctx.services.on_update(new, old, allocation)
-        if _unchanged(new, old):
-            allocation.keys.clear()
-            return old
-        if opts.dry_run:
-            return new
-        expected = int(old_meta["resourceVersion"])
-        # The last finalizer gone from an object being deleted with no grace left: delete it now.
-        if (
-            old_meta.get("deletionTimestamp")
-            and not new_meta.get("finalizers")
-            and int(old_meta.get("deletionGracePeriodSeconds") or 0) == 0
-        ):
+        async with ctx.admission.validate(ctx, attrs, new, old) as admitted:
+            if _unchanged(new, old):
+                allocation.keys.clear()
+                return old
+            if opts.dry_run:
+                return new
+            expected = int(old_meta["resourceVersion"])
+            # The last finalizer gone from an object being deleted with no grace left: delete it now.
+            if (
+                old_meta.get("deletionTimestamp")
+                and not new_meta.get("finalizers")
+                and int(old_meta.get("deletionGracePeriodSeconds") or 0) == 0
+            ):
+                try:
+                    result = await ctx.store.delete(info, ri.namespace, ri.name, expected_revision=expected)
+                except errors.Conflict:
+                    return None
+                if _is_service(info):
+                    await ctx.services.on_delete(result)
+                return result
             try:
-                result = await ctx.store.delete(info, ri.namespace, ri.name, expected_revision=expected)
+                result = await ctx.store.update(info, new, expected_revision=expected)
             except errors.Conflict:
                 return None
-            if _is_service(info):
-                await ctx.services.on_delete(result)
-            return result
-        try:
-            result = await ctx.store.update(info, new, expected_revision=expected)
-        except errors.Conflict:
-            return None
+            await admitted.committed()
         allocation.keys.clear()
         if released:
             await ctx.services.release_ports(released)

@@ -17,8 +17,18 @@ from aiohttp import web
 
 from controlplane.api import errors
 from controlplane.api.resources import default_registry
+from controlplane.apiserver import (
+    admission,
+    authn,
+    authz,
+    kubeconfig,
+    kubelet_client,
+    openapi,
+    openapi_v2,
+    pki,
+    rest,
+)
 from controlplane.apiserver import app as app_module
-from controlplane.apiserver import authn, authz, kubeconfig, openapi, openapi_v2, pki, rest
 from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
@@ -53,6 +63,10 @@ class ServerConfig:
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
     garbage_collector: bool = True
+    # DefaultTolerationSeconds admission (--default-not-ready-toleration-seconds and
+    # --default-unreachable-toleration-seconds upstream).
+    default_not_ready_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
+    default_unreachable_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -108,6 +122,7 @@ async def start(config: ServerConfig) -> RunningServer:
     os.chmod(data_dir, 0o700)
     hostnames, ips = _sans(config)
     credentials = await asyncio.to_thread(pki.ensure_pki, data_dir / "pki", hostnames=hostnames, ips=ips)
+    kubelet_cert, kubelet_key = await asyncio.to_thread(kubelet_client.ensure_client_cert, credentials)
 
     storage_url = config.storage_url or f"sqlite:///{(data_dir / 'state.db').resolve()}"
     storage = open_storage(
@@ -126,11 +141,17 @@ async def start(config: ServerConfig) -> RunningServer:
         store=ObjectStore(storage),
         services=ServiceAllocation(ip_allocator, NodePortAllocator(storage, *config.node_port_range)),
         bookmark_interval=config.bookmark_interval,
+        admission=admission.default_admission(
+            not_ready_toleration_seconds=config.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds=config.default_unreachable_toleration_seconds,
+        ),
+        kubelet_tls=kubelet_client.ssl_context(kubelet_cert, kubelet_key),
     )
     stopping = asyncio.Event()
     ctx.extra["stopping"] = stopping
     ctx.extra["cluster_cidr"] = config.cluster_cidr
     await _bootstrap(ctx, ip_allocator.kubernetes_service_ip, config.port)
+    await bootstrap_priority_classes(ctx)
     svc_info = registry.get("", "v1", "services")
     assert svc_info is not None
     leaked = await ctx.services.repair((await ctx.store.list(svc_info, None)).items)
@@ -222,3 +243,22 @@ async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:
                 opts,
                 [],
             )
+
+
+async def bootstrap_priority_classes(ctx: ServerContext) -> None:
+    """system-node-critical and system-cluster-critical, created if missing (upstream's
+    scheduling post-start hook); an existing class of that name is left as it is."""
+    info = ctx.registry.get("scheduling.k8s.io", "v1", "priorityclasses")
+    assert info is not None
+    opts = rest.WriteOptions(dry_run=False, field_manager="kube-apiserver", field_validation="Ignore")
+    for pc in admission.system_priority_class_objects():
+        if await ctx.store.get_or_none(info, "", pc["metadata"]["name"]) is None:
+            with contextlib.suppress(errors.AlreadyExists):
+                await rest.create_object(
+                    ctx,
+                    info,
+                    RequestInfo(True, "scheduling.k8s.io", verb="create", resource="priorityclasses"),
+                    pc,
+                    opts,
+                    [],
+                )

@@ -13,7 +13,7 @@ from aiohttp import web
 from controlplane.api import errors, selectors
 from controlplane.api.patch import json_patch, merge_patch, strategic
 from controlplane.api.resources import ResourceInfo
-from controlplane.apiserver import codec, rest
+from controlplane.apiserver import codec, pod_logs, rest
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
 
@@ -43,7 +43,7 @@ async def serve(
     if sub == "eviction" and method == "POST":
         return await _eviction(ctx, info, ri, request)
     if sub == "log" and method == "GET":
-        return await _log(ctx, info, ri, request)
+        return await pod_logs.serve(ctx, info, ri, request)
     if sub == "finalize" and method == "PUT":
         return await _finalize(ctx, info, ri, request)
     if sub == "approval" and method in ("PUT", "PATCH"):
@@ -293,34 +293,6 @@ async def _eviction(
     await rest.delete_object(ctx, info, ri.namespace, ri.name, delete_opts)
     return codec.json_response(
         {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
-    )
-
-
-async def _log(ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request) -> web.Response:
-    pod = await ctx.store.get(info, ri.namespace, ri.name)
-    containers = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
-    container = request.query.get("container") or (containers[0] if len(containers) == 1 else "")
-    if not container:
-        raise errors.BadRequest(
-            message=f"a container name must be specified for pod {ri.name}, choose one of: [{' '.join(str(c) for c in containers)}]"
-        )
-    if container not in containers:
-        raise errors.BadRequest(message=f"container {container} is not valid for pod {ri.name}")
-    node = pod.get("spec", {}).get("nodeName")
-    if not node:
-        raise errors.BadRequest(message=f"pod {ri.name} does not have a host assigned")
-    statuses = {s.get("name"): s for s in pod.get("status", {}).get("containerStatuses") or []}
-    state = (statuses.get(container) or {}).get("state") or {}
-    if "running" not in state and "terminated" not in state:
-        reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
-        raise errors.BadRequest(
-            message=f'container "{container}" in pod "{ri.name}" is waiting to start: {reason}'
-        )
-    # Upstream proxies this to the kubelet on the node; the node agent that serves logs arrives
-    # with the workloads issue, so a running container's logs cannot be fetched yet.
-    raise errors.ServiceUnavailable(
-        message=f'Get "https://{node}:10250/containerLogs/{ri.namespace}/{ri.name}/{container}": '
-        "no node agent serves logs for this node"
     )
 
 

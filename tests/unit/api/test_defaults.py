@@ -39,28 +39,13 @@ def test_pod_defaults() -> None:
     assert spec["schedulerName"] == "default-scheduler"
     assert spec["securityContext"] == {}
     assert spec["enableServiceLinks"] is True
-    assert spec["priority"] == 0
-    assert spec["preemptionPolicy"] == "PreemptLowerPriority"
-    assert spec["serviceAccountName"] == spec["serviceAccount"] == "default"
+    # Priority, service account and default tolerations are admission's (apiserver.admission).
+    assert not {"priority", "preemptionPolicy", "serviceAccountName", "tolerations"} & set(spec)
     ctr = spec["containers"][0]
     assert ctr["imagePullPolicy"] == "Always"
     assert ctr["terminationMessagePath"] == "/dev/termination-log"
     assert ctr["terminationMessagePolicy"] == "File"
     assert ctr["resources"] == {}
-    assert spec["tolerations"] == [
-        {
-            "key": "node.kubernetes.io/not-ready",
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": 300,
-        },
-        {
-            "key": "node.kubernetes.io/unreachable",
-            "operator": "Exists",
-            "effect": "NoExecute",
-            "tolerationSeconds": 300,
-        },
-    ]
 
 
 @pytest.mark.parametrize(
@@ -80,7 +65,7 @@ def test_image_pull_policy(image: str, policy: str) -> None:
     assert pod["spec"]["containers"][0]["imagePullPolicy"] == policy
 
 
-def test_existing_tolerations_suppress_defaults_and_limits_become_requests() -> None:
+def test_tolerations_are_kept_and_limits_become_requests() -> None:
     pod = _pod(tolerations=[{"operator": "Exists"}])
     pod["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1"}}
     apply_defaults(info("", "pods"), pod)
