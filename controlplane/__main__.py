@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--watch-bookmark-interval", type=float, default=60.0)
     server.add_argument("--max-requests-inflight", type=int, default=400)
     server.add_argument("--max-mutating-requests-inflight", type=int, default=200)
+    server.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    server.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     server.add_argument(
         "--disable-garbage-collector", action="store_true", help="same as --controllers=*,-garbage-collector"
     )
@@ -117,21 +119,13 @@ def _controller_flags(parser: argparse.ArgumentParser) -> None:
 def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -> Any:
     """The controller manager for the selected controllers (the garbage collector included)."""
     from controlplane.controllers import registry
-    from controlplane.controllers.garbage_collector import GarbageCollector
     from controlplane.controllers.runtime import ControllerConfig, ControllerManager
 
     known = registry.all_controllers()
     spec = args.controllers
     if getattr(args, "disable_garbage_collector", False):
-        spec += f",-{registry.GARBAGE_COLLECTOR}"
-    chosen = registry.select(spec, [*known, registry.GARBAGE_COLLECTOR])
-    runnables = []
-    if registry.GARBAGE_COLLECTOR in chosen:
-
-        async def collect(c: Any, stop: asyncio.Event) -> None:
-            await GarbageCollector(c).run(stop)
-
-        runnables.append(collect)
+        spec += ",-garbage-collector"
+    chosen = registry.select(spec, known)
     config = ControllerConfig(
         cluster_cidr=getattr(args, "cluster_cidr", "10.244.0.0/16"),
         node_cidr_mask_size=args.node_cidr_mask_size,
@@ -140,10 +134,9 @@ def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -
     )
     return ControllerManager(
         client,
-        [known[n] for n in chosen if n in known],
+        [known[n] for n in chosen],
         config=config,
         leader_election=leader,
-        runnables=runnables,
     )
 
 
@@ -207,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             bookmark_interval=args.watch_bookmark_interval,
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+            default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
         )
         try:
             asyncio.run(_serve(config, args))

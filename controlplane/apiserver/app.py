@@ -157,6 +157,11 @@ async def _status_errors(request: web.Request, handler: Handler) -> web.StreamRe
                 )
 
 
+# Upstream's long-running request check: these stream for as long as the client wants and would
+# otherwise hold an in-flight slot each (`kubectl logs -f`).
+LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+
+
 def _inflight(settings: AppSettings) -> Any:
     limits = {"readOnly": settings.max_requests_inflight, "mutating": settings.max_mutating_requests_inflight}
     current = {"readOnly": 0, "mutating": 0}
@@ -164,7 +169,7 @@ def _inflight(settings: AppSettings) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         ri: requestinfo.RequestInfo = request[REQUEST_INFO]
-        if ri.verb == "watch" or request.path in ANONYMOUS_PATHS:
+        if ri.verb == "watch" or ri.subresource in LONG_RUNNING_SUBRESOURCES or request.path in ANONYMOUS_PATHS:
             return await handler(request)  # long-running and health requests are not limited, as upstream
         kind = "readOnly" if request.method in ("GET", "HEAD") else "mutating"
         if current[kind] >= limits[kind]:

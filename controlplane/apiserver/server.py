@@ -62,7 +62,6 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
-    garbage_collector: bool = True
     # DefaultTolerationSeconds admission (--default-not-ready-toleration-seconds and
     # --default-unreachable-toleration-seconds upstream).
     default_not_ready_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS

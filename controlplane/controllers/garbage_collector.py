@@ -10,23 +10,22 @@ re-reads what it needs, an owner's absence is confirmed with a live GET before a
 deleted (a cache that has not caught up must never cause a deletion), and every write is
 conditional on the resourceVersion it was computed from.
 
-Issue 3 moves this onto the shared informer runtime; the behaviour stays the same.
+It runs on the shared runtime: one informer per discovered resource (the same shared informers
+the other controllers read, so pods are watched once per process), its work queue keyed by uid.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.client import Client, ResourcePath
+from controlplane.client import ResourcePath
+from controlplane.controllers.runtime import Controller, EventHandler
 
 __all__ = ["GarbageCollector"]
-
-log = logging.getLogger("pinnace.garbagecollector")
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
@@ -66,55 +65,62 @@ class _Graph:
         return old
 
 
-class GarbageCollector:
-    def __init__(self, client: Client, *, rediscover_every: float = 30.0, workers: int = 4) -> None:
-        self._client = client
+class GarbageCollector(Controller):
+    name = "garbage-collector"
+    workers = 4
+
+    def setup(self) -> None:
         self._graph = _Graph()
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._active: set[str] = set()
         self._kinds: dict[tuple[str, str], ResourcePath] = {}  # (group, kind) -> path
         self._watched: set[ResourcePath] = set()
-        self._rediscover_every = rediscover_every
-        self._workers = workers
-
-    # -- running ---------------------------------------------------------------------------
+        self._rediscover_every = float(self.ctx.config.extra.get("gc_rediscover_seconds", 30.0))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; every task it starts is owned by one TaskGroup."""
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(self._workers):
-                    tg.create_task(self._worker(stop))
-                tg.create_task(self._discover_loop(tg, stop))
-                await stop.wait()
-                raise _Stopped
-        except* _Stopped:
-            pass
+        # Discovery decides what to watch, so the informers exist only after the first round;
+        # the base class waits for every informer's first list before starting the workers.
+        await self._discover_and_watch()
+        await super().run(stop)
 
-    async def _discover_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
+    async def run_extra(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                for rp in await self._discover():
-                    if rp not in self._watched:
-                        self._watched.add(rp)
-                        tg.create_task(self._watch_resource(rp, stop))
-            except (errors.StatusError, OSError) as exc:
-                log.warning("discovery failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._rediscover_every)
+            if not stop.is_set():
+                await self._discover_and_watch()
+
+    async def _discover_and_watch(self) -> None:
+        try:
+            found = await self._discover()
+        except (errors.StatusError, OSError) as exc:
+            self.log.warning("discovery failed: %s", exc)
+            return
+        for rp in found:
+            if rp not in self._watched:
+                self._watched.add(rp)
+                self.ctx.informers.informer(rp).add_handler(self._handler(rp))
+
+    def _handler(self, rp: ResourcePath) -> EventHandler:
+        def handle(event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+            if event == "DELETED":
+                gone = new or old
+                if gone is not None:
+                    self._forget(str(gone["metadata"].get("uid", "")))
+            elif new is not None:
+                self._observe(rp, new)
+
+        return handle
 
     async def _discover(self) -> list[ResourcePath]:
         found: list[ResourcePath] = []
         group_versions: list[tuple[str, str]] = [("", "v1")]
-        groups = await self._client.request("GET", "/apis")
+        groups = await self.ctx.client.request("GET", "/apis")
         for group in groups.get("groups", []):
             preferred = group.get("preferredVersion", {}).get("version") or group["versions"][0]["version"]
             group_versions.append((group["name"], preferred))
         for group_name, version in group_versions:
             path = "/api/v1" if not group_name else f"/apis/{group_name}/{version}"
             try:
-                doc = await self._client.request("GET", path)
+                doc = await self.ctx.client.request("GET", path)
             except errors.NotFound:
                 continue
             for res in doc.get("resources", []):
@@ -125,40 +131,6 @@ class GarbageCollector:
                 self._kinds[(group_name, res["kind"])] = rp
                 found.append(rp)
         return found
-
-    async def _watch_resource(self, rp: ResourcePath, stop: asyncio.Event) -> None:
-        """List, then watch from the list's revision; relist on 410 or a broken stream."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                listed = await self._client.list(rp)
-                seen: set[str] = set()
-                for item in listed.get("items", []):
-                    node = self._observe(rp, item)
-                    seen.add(node.uid)
-                for uid, node in list(self._graph.nodes.items()):
-                    if node.rp == rp and uid not in seen:
-                        self._forget(uid)
-                rv = listed["metadata"]["resourceVersion"]
-                while not stop.is_set():
-                    params = {"resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
-                    async for event in self._client.watch(rp, params=params):
-                        kind, obj = event.get("type"), event.get("object", {})
-                        if kind == "ERROR":
-                            raise errors.Expired(message=str(obj.get("message", "watch error")))
-                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
-                        if kind == "DELETED":
-                            self._forget(obj["metadata"]["uid"])
-                        elif kind in ("ADDED", "MODIFIED"):
-                            self._observe(rp, obj)
-                backoff = 0.5
-            except errors.NotFound:
-                self._watched.discard(rp)  # the resource went away (a deleted CRD)
-                return
-            except (TimeoutError, errors.StatusError, OSError, ValueError) as exc:
-                log.debug("watch of %s restarts: %s", rp.plural, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
 
     def _observe(self, rp: ResourcePath, obj: dict[str, Any]) -> Node:
         meta = obj.get("metadata", {})
@@ -174,50 +146,33 @@ class GarbageCollector:
         )
         self._graph.upsert(node)
         if node.owners or (node.deleting and {ORPHAN, FOREGROUND} & set(node.finalizers)):
-            self._enqueue(node.uid)
+            self.enqueue(node.uid)
         for ref in node.owners:
             owner = self._graph.nodes.get(str(ref.get("uid")))
             if owner is not None and owner.deleting:
-                self._enqueue(owner.uid)
+                self.enqueue(owner.uid)
         return node
 
     def _forget(self, uid: str) -> None:
         old = self._graph.remove(uid)
         for dependent in self._graph.dependents.get(uid, set()):
-            self._enqueue(dependent)
+            self.enqueue(dependent)
         if old is not None:
             for ref in old.owners:
-                self._enqueue(str(ref.get("uid")))
+                self.enqueue(str(ref.get("uid")))
 
-    def _enqueue(self, uid: str) -> None:
-        if uid and uid not in self._queued:
-            self._queued.add(uid)
-            self._queue.put_nowait(uid)
+    def enqueue(self, key: str) -> None:
+        if key:
+            super().enqueue(key)
 
-    async def _worker(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            uid = await self._queue.get()
-            self._queued.discard(uid)
-            if uid in self._active:
-                # Never process one object twice at once: come back to it later.
-                await asyncio.sleep(0.05)
-                self._enqueue(uid)
-                continue
-            self._active.add(uid)
-            try:
-                await self._process(uid)
-            except errors.Conflict:
-                self._enqueue(uid)
-            except errors.Invalid:
-                self._enqueue(uid)  # a JSON-patch resourceVersion test failed: re-read and retry
-            except errors.NotFound:
-                pass
-            except (errors.StatusError, OSError) as exc:
-                log.warning("garbage collection of %s failed: %s", uid, exc)
-                await asyncio.sleep(1.0)
-                self._enqueue(uid)
-            finally:
-                self._active.discard(uid)
+    async def reconcile(self, key: str) -> float | None:
+        try:
+            await self._process(key)
+        except errors.Invalid:
+            return 0.05  # a JSON-patch resourceVersion test failed: the cache moved; look again
+        except errors.NotFound:
+            pass
+        return None
 
     # -- the decisions -----------------------------------------------------------------------
 
@@ -255,7 +210,7 @@ class GarbageCollector:
             if not dep.deleting:
                 policy = "Foreground" if self._dependents_of(dep.uid) else "Background"
                 with contextlib.suppress(errors.NotFound):
-                    await self._client.delete(
+                    await self.ctx.client.delete(
                         dep.rp,
                         dep.name,
                         dep.namespace or None,
@@ -277,11 +232,11 @@ class GarbageCollector:
             if waiting_on_foreground:
                 owner_uids = {str(r.get("uid")) for r in node.owners}
                 for uid in owner_uids:
-                    self._enqueue(uid)
+                    self.enqueue(uid)
             return
         if len(absent) == len(node.owners):
             with contextlib.suppress(errors.NotFound):
-                await self._client.delete(
+                await self.ctx.client.delete(
                     node.rp,
                     node.name,
                     node.namespace or None,
@@ -300,7 +255,7 @@ class GarbageCollector:
             return _UNKNOWN  # an owner type we cannot see is never treated as gone
         namespace = dependent.namespace if rp.namespaced else None
         try:
-            owner = await self._client.get(rp, str(ref.get("name", "")), namespace)
+            owner = await self.ctx.client.get(rp, str(ref.get("name", "")), namespace)
         except errors.NotFound:
             return None
         meta = owner.get("metadata", {})
@@ -327,7 +282,7 @@ class GarbageCollector:
             if remaining
             else {"op": "remove", "path": "/metadata/ownerReferences"}
         )
-        updated = await self._client.patch(
+        updated = await self.ctx.client.patch(
             node.rp, node.name, ops, node.namespace or None, patch_type=JSON_PATCH
         )
         self._observe(node.rp, updated)
@@ -341,11 +296,7 @@ class GarbageCollector:
             if kept
             else {"op": "remove", "path": "/metadata/finalizers"},
         ]
-        await self._client.patch(node.rp, node.name, ops, node.namespace or None, patch_type=JSON_PATCH)
-
-
-class _Stopped(Exception):
-    """Raised inside the TaskGroup to cancel every task once stop is set."""
+        await self.ctx.client.patch(node.rp, node.name, ops, node.namespace or None, patch_type=JSON_PATCH)
 
 
 _UNKNOWN = Node(ResourcePath("", "", ""), "", "", "", "", [], [], deleting=False)

@@ -6,15 +6,15 @@ from collections.abc import Iterable
 
 from controlplane.controllers.runtime import Controller
 
-__all__ = ["GARBAGE_COLLECTOR", "all_controllers", "select"]
-
-GARBAGE_COLLECTOR = "garbage-collector"
+__all__ = ["all_controllers", "select"]
 
 
 def all_controllers() -> dict[str, type[Controller]]:
-    """Name -> class, in start order. Imported lazily: `pinnace server --controllers=` loads none."""
-    found: dict[str, type[Controller]] = {}
-    return found
+    """Name -> class, in start order."""
+    from controlplane.controllers.garbage_collector import GarbageCollector
+
+    classes: list[type[Controller]] = [GarbageCollector]
+    return {cls.name: cls for cls in classes}
 
 
 def select(spec: str, known: Iterable[str]) -> list[str]:

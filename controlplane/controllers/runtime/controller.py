@@ -94,7 +94,15 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Wait for the informers' first lists, then run the workers until `stop`."""
-        await self.ctx.informers.wait_synced()
+        synced = asyncio.ensure_future(self.ctx.informers.wait_synced())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+            stopped.cancel()
+        if stop.is_set():
+            return
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.queue.run_delays(), name=f"{self.name}-delays")
