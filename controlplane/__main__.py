@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         "controller-manager", help="run the controllers alone, against an API server given by --kubeconfig"
     )
     cm.add_argument("--kubeconfig", type=Path, required=True)
+    cm.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    cm.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     _controller_flags(cm)
     cm.add_argument(
         "--leader-elect",
@@ -127,10 +129,11 @@ def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -
         spec += ",-garbage-collector"
     chosen = registry.select(spec, known)
     config = ControllerConfig(
-        cluster_cidr=getattr(args, "cluster_cidr", "10.244.0.0/16"),
+        cluster_cidr=args.cluster_cidr,
         node_cidr_mask_size=args.node_cidr_mask_size,
         node_monitor_grace_period=args.node_monitor_grace_period,
         terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
+        extra={"service_cluster_ip_range": args.service_cluster_ip_range},
     )
     return ControllerManager(
         client,

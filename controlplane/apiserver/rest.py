@@ -492,6 +492,10 @@ async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: st
         )
 
 
+def _is_namespace(info: ResourceInfo) -> bool:
+    return info.group == "" and info.plural == "namespaces"
+
+
 def _is_service(info: ResourceInfo) -> bool:
     return info.group == "" and info.plural == "services"
 
@@ -755,10 +759,13 @@ async def _finish_update(
                 return new
             expected = int(old_meta["resourceVersion"])
             # The last finalizer gone from an object being deleted with no grace left: delete it now.
+            # A namespace also waits for its spec.finalizers (the namespace controller's
+            # `kubernetes`, removed through /finalize once its content is gone), as upstream.
             if (
                 old_meta.get("deletionTimestamp")
                 and not new_meta.get("finalizers")
                 and int(old_meta.get("deletionGracePeriodSeconds") or 0) == 0
+                and not (_is_namespace(info) and (new.get("spec") or {}).get("finalizers"))
             ):
                 try:
                     result = await ctx.store.delete(info, ri.namespace, ri.name, expected_revision=expected)

@@ -11,9 +11,27 @@ __all__ = ["all_controllers", "select"]
 
 def all_controllers() -> dict[str, type[Controller]]:
     """Name -> class, in start order."""
+    from controlplane.controllers.endpoints import EndpointsController
+    from controlplane.controllers.endpointslice import EndpointSliceController
     from controlplane.controllers.garbage_collector import GarbageCollector
+    from controlplane.controllers.namespace import NamespaceController
+    from controlplane.controllers.nodeipam import NodeIPAMController
+    from controlplane.controllers.nodelifecycle import NodeLifecycleController
+    from controlplane.controllers.resourcequota import ResourceQuotaController
+    from controlplane.controllers.serviceaccount import ServiceAccountController
+    from controlplane.controllers.tainteviction import TaintEvictionController
 
-    classes: list[type[Controller]] = [GarbageCollector]
+    classes: list[type[Controller]] = [
+        GarbageCollector,
+        NamespaceController,
+        ServiceAccountController,
+        NodeIPAMController,
+        NodeLifecycleController,
+        TaintEvictionController,
+        EndpointsController,
+        EndpointSliceController,
+        ResourceQuotaController,
+    ]
     return {cls.name: cls for cls in classes}
 
 
