@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     cm.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
     cm.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
     cm.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    from node_bootstrap.agent import cli as agent_cli
+
+    agent_cli.add_parser(sub)
     return parser
 
 
@@ -211,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         return 0
+    if args.command == "node-agent":
+        from node_bootstrap.agent import cli as agent_cli
+
+        return agent_cli.run(args)
     if args.command == "controller-manager":
         try:
             asyncio.run(_run_controller_manager(args))

@@ -46,7 +46,11 @@ def prepare_for_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
     meta = obj.setdefault("metadata", {})
     for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(field, None)
-    if info.status_subresource and not info.custom:
+    if info.group == "" and info.plural == "nodes":
+        # The kubelet registers its Node with status (capacity, addresses, conditions) in the
+        # create; upstream's node strategy keeps it and only drops status.config.
+        obj.setdefault("status", {}).pop("config", None)
+    elif info.status_subresource and not info.custom:
         # Upstream strategies zero the status on create for built-ins; a few start it off.
         obj["status"] = _initial_status(info)
     elif info.status_subresource and info.custom:
@@ -55,6 +59,25 @@ def prepare_for_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
+    if _is_daemonset(info):
+        meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
+
+
+# apps/v1 carries the internal spec.templateGeneration in this annotation (upstream's conversion);
+# it moves only when the pod template changes, and daemon pods are labelled with it.
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def _is_daemonset(info: ResourceInfo) -> bool:
+    return info.group == "apps" and info.plural == "daemonsets"
+
+
+def _template_generation(obj: dict[str, Any]) -> int:
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION, "")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
 
 
 def _initial_status(info: ResourceInfo) -> dict[str, Any]:
@@ -114,3 +137,8 @@ def prepare_for_update(
 
     if info.tracks_generation and spec_of(new, info) != spec_of(old, info):
         new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
+    if _is_daemonset(info):
+        generation = _template_generation(old)
+        if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            generation += 1
+        new_meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = str(generation)

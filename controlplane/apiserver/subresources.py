@@ -261,39 +261,148 @@ async def _eviction(
         if raw.strip()
         else {}
     )
-    pod = await ctx.store.get(info, ri.namespace, ri.name)
-    pdb_info = ctx.registry.get("policy", "v1", "poddisruptionbudgets")
-    if pdb_info is not None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-        page = await ctx.store.list(pdb_info, ri.namespace)
-        labels = pod["metadata"].get("labels") or {}
-        for pdb in page.items:
-            sel = pdb.get("spec", {}).get("selector")
-            if sel is None or not selectors.label_selector_from_dict(sel).matches(labels):
-                continue
-            allowed = int(pdb.get("status", {}).get("disruptionsAllowed", 0))
-            if allowed <= 0:
-                raise errors.TooManyRequests(
-                    message="Cannot evict pod as it would violate the pod's disruption budget.",
-                    causes=[
-                        errors.Cause(
-                            "DisruptionBudget",
-                            f"The disruption budget {pdb['metadata']['name']} needs {pdb.get('status', {}).get('desiredHealthy', 0)} healthy pods and has {pdb.get('status', {}).get('currentHealthy', 0)} currently",
-                        )
-                    ],
-                    retry_after=10,
-                )
-    delete_opts = rest.DeleteOptions()
     options = (body or {}).get("deleteOptions") or {}
+    dry_run = bool(options.get("dryRun") or request.query.getall("dryRun", []))
+    pod = await ctx.store.get(info, ri.namespace, ri.name)
+    if not _can_ignore_pdb(pod):
+        await _check_and_decrement_pdb(ctx, pod, dry_run=dry_run)
+    delete_opts = rest.DeleteOptions()
     if "gracePeriodSeconds" in options:
         delete_opts.grace_period = int(options["gracePeriodSeconds"])
     pre = options.get("preconditions") or {}
     delete_opts.precondition_uid = str(pre.get("uid") or "")
     delete_opts.precondition_rv = str(pre.get("resourceVersion") or "")
-    delete_opts.dry_run = bool(options.get("dryRun") or request.query.getall("dryRun", []))
+    delete_opts.dry_run = dry_run
+    if not dry_run and not pod["metadata"].get("deletionTimestamp"):
+        pod = await _mark_disruption_target(ctx, info, pod)
+        # Delete exactly the pod that was checked (and marked), as upstream's precondition does.
+        delete_opts.precondition_uid = delete_opts.precondition_uid or pod["metadata"]["uid"]
     await rest.delete_object(ctx, info, ri.namespace, ri.name, delete_opts)
     return codec.json_response(
         {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
     )
+
+
+# Upstream's eviction limits (pkg/registry/core/pod/storage/eviction.go).
+MAX_DISRUPTED_POD_SIZE = 2000
+_EVICTION_REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+def _can_ignore_pdb(pod: dict[str, Any]) -> bool:
+    """Finished, pending or already-deleting pods are evicted without consulting any budget."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase in ("Succeeded", "Failed", "Pending") or bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+async def _check_and_decrement_pdb(ctx: ServerContext, pod: dict[str, Any], *, dry_run: bool) -> None:
+    """Refuse the eviction when the pod's budget allows no disruption; otherwise take one
+    disruption from it and record the pod in status.disruptedPods, conditional on the budget's
+    resourceVersion, so two concurrent evictions cannot both spend the last one."""
+    pdb_info = ctx.registry.get("policy", "v1", "poddisruptionbudgets")
+    if pdb_info is None:
+        return
+    namespace = pod["metadata"].get("namespace", "")
+    labels = pod["metadata"].get("labels") or {}
+    for _attempt in range(5):
+        page = await ctx.store.list(pdb_info, namespace)
+        matching = []
+        for pdb in page.items:
+            sel = (pdb.get("spec") or {}).get("selector")
+            if sel is None:
+                continue
+            parsed = selectors.label_selector_from_dict(sel)
+            if not parsed.empty and parsed.matches(labels):
+                matching.append(pdb)
+        if not matching:
+            return
+        if len(matching) > 1:
+            raise errors.InternalError(
+                message="This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+            )
+        pdb = matching[0]
+        status = pdb.get("status") or {}
+        name = pdb["metadata"]["name"]
+        policy = (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
+        if not _pod_ready(pod):
+            # An unready pod does not count as healthy: evicting it cannot lower availability.
+            if policy == "AlwaysAllow":
+                return
+            if int(status.get("currentHealthy", 0)) >= int(status.get("desiredHealthy", 0)) > 0:
+                return
+        if int(status.get("observedGeneration", 0)) < int(pdb["metadata"].get("generation", 0)):
+            raise errors.TooManyRequests(
+                message=_EVICTION_REFUSED,
+                causes=[
+                    errors.Cause(
+                        "DisruptionBudget",
+                        f"The disruption budget {name} is still being processed by the server.",
+                    )
+                ],
+            )
+        allowed = int(status.get("disruptionsAllowed", 0))
+        if allowed < 0:
+            raise errors.Forbidden(message="pdb disruptions allowed is negative")
+        disrupted = dict(status.get("disruptedPods") or {})
+        if len(disrupted) > MAX_DISRUPTED_POD_SIZE:
+            raise errors.Forbidden(
+                message="DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+            )
+        if allowed == 0:
+            raise errors.TooManyRequests(
+                message=_EVICTION_REFUSED,
+                causes=[
+                    errors.Cause(
+                        "DisruptionBudget",
+                        f"The disruption budget {name} needs {status.get('desiredHealthy', 0)} healthy pods and has {status.get('currentHealthy', 0)} currently",
+                    )
+                ],
+            )
+        if dry_run:
+            return
+        disrupted[pod["metadata"]["name"]] = ctx.now()
+        updated = {**pdb, "status": {**status, "disruptionsAllowed": allowed - 1, "disruptedPods": disrupted}}
+        try:
+            await ctx.store.update(
+                pdb_info, updated, expected_revision=int(pdb["metadata"]["resourceVersion"])
+            )
+            return
+        except errors.Conflict:
+            continue  # another eviction or the disruption controller moved it: decide again
+    raise errors.Conflict(
+        message=f'Operation cannot be fulfilled on poddisruptionbudgets.policy "{name}": the object has been modified; please apply your changes to the latest version and try again'
+    )
+
+
+async def _mark_disruption_target(
+    ctx: ServerContext, info: ResourceInfo, pod: dict[str, Any]
+) -> dict[str, Any]:
+    """The DisruptionTarget condition an evicted pod carries while it terminates (1.26+)."""
+    conditions = [
+        c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "DisruptionTarget"
+    ]
+    conditions.append(
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+            "lastTransitionTime": ctx.now(),
+        }
+    )
+    updated = {**pod, "status": {**(pod.get("status") or {}), "conditions": conditions}}
+    try:
+        return await ctx.store.update(
+            info, updated, expected_revision=int(pod["metadata"]["resourceVersion"])
+        )
+    except errors.Conflict:
+        return pod  # the pod moved; the delete below still removes it
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def _is_service_ip_set(service: Obj) -> bool:
 
 class EndpointsController(Controller):
     name = "endpoints"
+    event_source = "endpoint-controller"
     workers = 5
 
     def setup(self) -> None:

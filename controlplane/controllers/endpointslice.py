@@ -128,6 +128,7 @@ def _managed(endpoint_slice: Obj | None) -> bool:
 
 class EndpointSliceController(Controller):
     name = "endpointslice"
+    event_source = "endpoint-slice-controller"
     workers = 5
 
     def setup(self) -> None:

@@ -74,6 +74,7 @@ def estimate_pod_termination(pods: Iterable[Obj]) -> int:
 
 class NamespaceController(Controller):
     name = "namespace"
+    event_source = "namespace-controller"
     workers = 10
 
     def setup(self) -> None:

@@ -54,6 +54,7 @@ def _pod_cidrs(node: Obj) -> list[str]:
 
 class NodeIPAMController(Controller):
     name = "nodeipam"
+    event_source = "cidrAllocator"
     workers = 30  # upstream cidrUpdateWorkers
 
     def setup(self) -> None:

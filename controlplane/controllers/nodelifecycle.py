@@ -105,6 +105,7 @@ async def swap_node_taints(
 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
+    event_source = "node-controller"
     workers = 8
 
     def setup(self) -> None:

@@ -11,15 +11,22 @@ __all__ = ["all_controllers", "select"]
 
 def all_controllers() -> dict[str, type[Controller]]:
     """Name -> class, in start order."""
+    from controlplane.controllers.cronjob import CronJobController
+    from controlplane.controllers.daemonset import DaemonSetController
+    from controlplane.controllers.disruption import DisruptionController
     from controlplane.controllers.endpoints import EndpointsController
     from controlplane.controllers.endpointslice import EndpointSliceController
     from controlplane.controllers.garbage_collector import GarbageCollector
+    from controlplane.controllers.job import JobController
     from controlplane.controllers.namespace import NamespaceController
     from controlplane.controllers.nodeipam import NodeIPAMController
     from controlplane.controllers.nodelifecycle import NodeLifecycleController
+    from controlplane.controllers.podgc import PodGCController
     from controlplane.controllers.resourcequota import ResourceQuotaController
     from controlplane.controllers.serviceaccount import ServiceAccountController
+    from controlplane.controllers.statefulset import StatefulSetController
     from controlplane.controllers.tainteviction import TaintEvictionController
+    from controlplane.controllers.ttlafterfinished import TTLAfterFinishedController
 
     classes: list[type[Controller]] = [
         GarbageCollector,
@@ -31,6 +38,13 @@ def all_controllers() -> dict[str, type[Controller]]:
         EndpointsController,
         EndpointSliceController,
         ResourceQuotaController,
+        DaemonSetController,
+        StatefulSetController,
+        JobController,
+        CronJobController,
+        TTLAfterFinishedController,
+        PodGCController,
+        DisruptionController,
     ]
     return {cls.name: cls for cls in classes}
 

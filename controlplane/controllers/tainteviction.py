@@ -34,6 +34,7 @@ def _pod_ref(key: str) -> dict[str, Any]:
 
 class TaintEvictionController(Controller):
     name = "taint-eviction-controller"
+    event_source = "taint-eviction-controller"
     workers = 8
 
     def setup(self) -> None:

@@ -58,6 +58,8 @@ class ControllerContext:
 
 class Controller:
     name: ClassVar[str] = "controller"
+    # The Event source upstream reports (`kubectl describe` shows it), when it differs from name.
+    event_source: ClassVar[str] = ""
     workers: ClassVar[int] = 2
 
     def __init__(self, ctx: ControllerContext) -> None:

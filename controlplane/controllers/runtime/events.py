@@ -38,6 +38,7 @@ class EventBroadcaster:
         # (component, namespace, involved uid/name, type, reason, message) -> (event name, count)
         self._seen: OrderedDict[tuple[str, ...], tuple[str, int]] = OrderedDict()
         self.dropped = 0
+        self._last_stamp = 0
 
     def recorder(self, component: str) -> EventRecorder:
         return EventRecorder(self, component)

@@ -90,7 +90,7 @@ class ControllerManager:
             ctx = ControllerContext(
                 client=self._client,
                 informers=factory,
-                recorder=broadcaster.recorder(cls.name),
+                recorder=broadcaster.recorder(cls.event_source or cls.name),
                 clock=self._clock,
                 config=self._config,
             )

@@ -160,14 +160,24 @@ async def test_binding_eviction_log_and_finalize_subresources(ctx: ServerContext
             await client.post("/apis/policy/v1/namespaces/default/poddisruptionbudgets", json=pdb)
         ).status == 201
         eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+        # A Pending pod is evicted without consulting budgets, as upstream: make it Running.
+        running = await (await client.get(f"{base}/p")).json()
+        running["status"]["phase"] = "Running"
+        assert (await client.put(f"{base}/p/status", json=running)).status == 200
         refused = await client.post(f"{base}/p/eviction", json=eviction)
-        assert refused.status == 429 and refused.headers["Retry-After"] == "10"
-        assert (await refused.json())["reason"] == "TooManyRequests"
+        # The budget has not been processed (observedGeneration 0): refused, with no Retry-After
+        # (upstream sends none, and kubectl drain then reports the refusal at once).
+        assert refused.status == 429 and "Retry-After" not in refused.headers
+        body = await refused.json()
+        assert body["reason"] == "TooManyRequests"
+        assert "is still being processed by the server" in body["details"]["causes"][0]["message"]
         await client.delete("/apis/policy/v1/namespaces/default/poddisruptionbudgets/budget")
         assert (await client.post(f"{base}/p/eviction", json=eviction)).status == 201
         # A bound pod is deleted gracefully: it stays, marked, until its node finishes it.
         evicted = await (await client.get(f"{base}/p")).json()
         assert evicted["metadata"]["deletionGracePeriodSeconds"] == 30
+        target = [c for c in evicted["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+        assert target and target[0]["reason"] == "EvictionByEvictionAPI"
 
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}
         assert (await client.post("/api/v1/namespaces", json=ns)).status == 201

@@ -1,0 +1,204 @@
+"""The node agent process: one log server, one API client, one or many simulated nodes.
+
+Start-up order matters: the log server listens first (its port is each Node's
+daemonEndpoints.kubeletEndpoint.Port), then every node registers, then one watch of Nodes and
+one watch of pods feed the nodes and their pod workers. Everything runs in one TaskGroup;
+`stop` ends it. Nothing is cleaned up in the API on the way out: a kubelet that stops just stops
+renewing its Lease, and the node lifecycle controller does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from controlplane.client import Client, load_kubeconfig
+from node_bootstrap.agent import certs
+from node_bootstrap.agent.clock import Clock, RealClock
+from node_bootstrap.agent.config import AgentConfig
+from node_bootstrap.agent.kube import NODES, PODS, Api
+from node_bootstrap.agent.logs import LogStore
+from node_bootstrap.agent.node import KUBELET_VERSION, SimNode, identities
+from node_bootstrap.agent.pods import Backoff
+from node_bootstrap.agent.podworker import PodWorker
+from node_bootstrap.agent.server import LogServer
+from node_bootstrap.agent.watch import Reflector
+
+__all__ = ["NodeAgent", "run_agents"]
+
+log = logging.getLogger("pinnace.nodeagent")
+
+Obj = dict[str, Any]
+
+# Past this many nodes the serving certificate names only localhost: the API server does not
+# verify kubelet certificates by default, and a certificate with thousands of names is slow.
+MAX_CERT_NODES = 64
+
+
+class _Stopped(Exception):
+    pass
+
+
+class NodeAgent:
+    """Runs `config.node_names` as simulated kubelets until `run`'s stop event is set.
+
+    `api` and `clock` are for tests and in-process use (`pinnace up`); by default the agent
+    builds its client from `config.kubeconfig` and uses the wall clock."""
+
+    def __init__(self, config: AgentConfig, *, api: Api | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self._api = api
+        self._clock: Clock = clock or RealClock()
+        self.logs = LogStore(config.log_lines_per_container)
+        self.nodes: dict[str, SimNode] = {}
+        self.workers: dict[str, PodWorker] = {}
+        self.started = asyncio.Event()
+        self.port = 0
+        self._tg: asyncio.TaskGroup | None = None
+        self._backoff = Backoff(config.container_restart_backoff, config.container_restart_backoff_max)
+        self.pod_reflector: Reflector | None = None
+        self._live_api: Api | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        own_client: Client | None = None
+        api = self._api
+        if api is None:
+            if config.kubeconfig is None:
+                raise ValueError("a kubeconfig is required")
+            # "kubelet/..." first, so field managers read "kubelet" as they do upstream.
+            own_client = Client(
+                load_kubeconfig(config.kubeconfig),
+                user_agent=f"kubelet/{KUBELET_VERSION} (linux/amd64) pinnace-node-agent",
+            )
+            api = own_client
+        self._live_api = api
+        server = LogServer(
+            self.logs,
+            clock=self._clock,
+            ssl_context=self._ssl_context(),
+            bind_address=config.bind_address,
+            port=config.port,
+        )
+        try:
+            self.port = await server.start()
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for ident in identities(config):
+                    node = SimNode(config, ident, api=api, clock=self._clock, port=self.port)
+                    self.nodes[node.name] = node
+                    tg.create_task(node.register())
+                    tg.create_task(node.lease_loop())
+                    tg.create_task(node.status_loop())
+                tg.create_task(self._watch(api, tg))
+                await stop.wait()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            self._tg = None
+            self.logs.close_all()
+            await server.stop()
+            if own_client is not None:
+                await own_client.close()
+            log.info("node agent stopped")
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        config = self.config
+        if config.client_ca_file is not None:
+            client_ca = config.client_ca_file.read_bytes()
+        elif config.kubeconfig is not None:
+            found = certs.ca_from_kubeconfig(config.kubeconfig)
+            if found is None:
+                raise ValueError("the kubeconfig names no certificate authority; pass --client-ca-file")
+            client_ca = found
+        else:
+            raise ValueError("a client CA is required to serve logs (--client-ca-file or --kubeconfig)")
+        if config.tls_cert_file is not None and config.tls_private_key_file is not None:
+            cert_pem, key_pem = config.tls_cert_file.read_bytes(), config.tls_private_key_file.read_bytes()
+        else:
+            idents = identities(config)
+            dns = ["localhost"]
+            ips = ["127.0.0.1"]
+            if len(idents) <= MAX_CERT_NODES:
+                dns += [i.name for i in idents]
+                ips += [i.ip for i in idents]
+            cert_pem, key_pem = certs.load_or_create_serving_cert(config.data_dir, idents[0].name, dns, ips)
+        return certs.server_ssl_context(cert_pem, key_pem, client_ca)
+
+    async def _watch(self, api: Api, tg: asyncio.TaskGroup) -> None:
+        await asyncio.gather(*(node.registered.wait() for node in self.nodes.values()))
+        log.info("%d node(s) registered; watching their pods", len(self.nodes))
+        names = list(self.nodes)
+        single = len(names) == 1
+        node_params = {"fieldSelector": f"metadata.name={names[0]}"} if single else {}
+        pod_params = {"fieldSelector": f"spec.nodeName={names[0]}" if single else "spec.nodeName!="}
+        nodes = Reflector(
+            api,
+            NODES,
+            params=node_params,
+            on_upsert=self._on_node,
+            on_delete=self._on_node_deleted,
+            clock=self._clock,
+        )
+        self.pod_reflector = Reflector(
+            api,
+            PODS,
+            params=pod_params,
+            on_upsert=self._on_pod,
+            on_delete=self._on_pod_deleted,
+            clock=self._clock,
+        )
+        tg.create_task(nodes.run())
+        tg.create_task(self.pod_reflector.run())
+        await self.pod_reflector.synced.wait()
+        log.info("node agent ready: %d node(s), kubelet endpoint port %d", len(names), self.port)
+        self.started.set()
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _on_node(self, obj: Obj) -> None:
+        node = self.nodes.get(str((obj.get("metadata") or {}).get("name")))
+        if node is not None:
+            node.observe(obj)
+
+    def _on_node_deleted(self, obj: Obj) -> None:
+        node = self.nodes.get(str((obj.get("metadata") or {}).get("name")))
+        if node is not None:
+            node.observe_deleted()
+
+    def _on_pod(self, pod: Obj) -> None:
+        node = self.nodes.get(str((pod.get("spec") or {}).get("nodeName") or ""))
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        if node is None or not uid or self._tg is None or self._live_api is None:
+            return
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        worker = PodWorker(
+            pod, host=node, api=self._live_api, clock=self._clock, logs=self.logs, backoff=self._backoff
+        )
+        self.workers[uid] = worker
+        self._tg.create_task(self._run_worker(worker))
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        worker = self.workers.get(str((pod.get("metadata") or {}).get("uid") or ""))
+        if worker is not None:
+            worker.remove()
+
+    async def _run_worker(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        finally:
+            if self.workers.get(worker.uid) is worker:
+                del self.workers[worker.uid]
+
+
+async def run_agents(
+    config: AgentConfig, stop: asyncio.Event, *, api: Api | None = None, clock: Clock | None = None
+) -> None:
+    """Run the simulated nodes of `config` until `stop` is set."""
+    await NodeAgent(config, api=api, clock=clock).run(stop)

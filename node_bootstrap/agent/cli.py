@@ -1,0 +1,195 @@
+"""`pinnace node-agent`: flags (named after the kubelet's where one exists) and the entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from node_bootstrap.agent.config import (
+    DEFAULT_CAPACITY,
+    AgentConfig,
+    node_names,
+    parse_duration,
+    parse_labels,
+    parse_taints,
+)
+
+__all__ = ["add_parser", "config_from_args", "run"]
+
+
+def _duration(value: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"negative duration {value!r}")
+    return seconds
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "node-agent",
+        help="run simulated nodes (a kubelet stand-in) against an API server",
+        description="Register one or many simulated nodes, keep their Leases and status current, "
+        "run the pods bound to them with simulated containers and serve their logs.",
+    )
+    env_kubeconfig = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=Path(env_kubeconfig) if env_kubeconfig else None,
+        help="credentials for the API server (default: $KUBECONFIG)",
+    )
+    names = p.add_argument_group("nodes")
+    names.add_argument(
+        "--node-name",
+        "--hostname-override",
+        dest="node_name",
+        default="",
+        help="name of the single node (default: this host's name)",
+    )
+    names.add_argument("--nodes", type=int, default=1, help="how many nodes this process plays")
+    names.add_argument(
+        "--node-name-prefix",
+        default="",
+        help="with --nodes: nodes are PREFIX-0 .. PREFIX-(N-1) (default sim-node)",
+    )
+    names.add_argument(
+        "--node-ip",
+        default="127.0.0.1",
+        help="InternalIP of the first node; further nodes take the next addresses",
+    )
+    names.add_argument("--provider-id", default="", help="spec.providerID; may contain {name} and {index}")
+    names.add_argument("--instance-type", default="", help="node.kubernetes.io/instance-type label")
+    names.add_argument("--zone", default="", help="topology.kubernetes.io/zone label")
+    names.add_argument("--region", default="", help="topology.kubernetes.io/region label")
+    names.add_argument("--node-labels", default="", help="extra labels: key=value,...")
+    names.add_argument(
+        "--register-with-taints", default="", help="taints at registration: key=value:Effect,..."
+    )
+    names.add_argument(
+        "--cloud-provider",
+        choices=("", "external"),
+        default="",
+        help="external: register with the node.cloudprovider.kubernetes.io/uninitialized taint",
+    )
+    capacity = p.add_argument_group("capacity (also allocatable)")
+    capacity.add_argument("--cpu", default=DEFAULT_CAPACITY["cpu"])
+    capacity.add_argument("--memory", default=DEFAULT_CAPACITY["memory"])
+    capacity.add_argument("--pods", default=DEFAULT_CAPACITY["pods"])
+    capacity.add_argument("--ephemeral-storage", default=DEFAULT_CAPACITY["ephemeral-storage"])
+    timing = p.add_argument_group("timing")
+    timing.add_argument("--node-status-update-frequency", type=_duration, default=10.0)
+    timing.add_argument(
+        "--node-status-report-frequency",
+        type=_duration,
+        default=60.0,
+        help="report status at least this often when nothing changed",
+    )
+    timing.add_argument("--node-lease-duration-seconds", type=int, default=40)
+    timing.add_argument(
+        "--pod-cidr-wait", type=_duration, default=5.0, help="how long pods wait for the node's spec.podCIDR"
+    )
+    timing.add_argument(
+        "--fallback-pod-cidr", default="100.64.0.0/10", help="node i uses its i-th /24 when it has no podCIDR"
+    )
+    timing.add_argument("--container-restart-backoff", type=_duration, default=10.0)
+    timing.add_argument("--container-restart-backoff-max", type=_duration, default=300.0)
+    serving = p.add_argument_group("kubelet endpoint (container logs)")
+    serving.add_argument("--address", default="0.0.0.0", help="address the HTTPS server binds")
+    serving.add_argument("--port", type=int, default=10250, help="HTTPS port (0: pick a free one)")
+    serving.add_argument("--data-dir", type=Path, default=None, help="keeps the serving certificate (pki/)")
+    serving.add_argument(
+        "--client-ca-file",
+        type=Path,
+        default=None,
+        help="CA for client certificates (default: the kubeconfig's CA)",
+    )
+    serving.add_argument("--tls-cert-file", type=Path, default=None)
+    serving.add_argument("--tls-private-key-file", type=Path, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    """Raises ValueError with a message fit for the user."""
+    if args.kubeconfig is None:
+        raise ValueError("--kubeconfig is required (or set KUBECONFIG)")
+    if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
+        raise ValueError("--tls-cert-file and --tls-private-key-file go together")
+    name = args.node_name
+    if not name and args.nodes == 1 and not args.node_name_prefix:
+        name = socket.gethostname().lower()
+    capacity = {
+        "cpu": args.cpu,
+        "memory": args.memory,
+        "pods": args.pods,
+        "ephemeral-storage": args.ephemeral_storage,
+    }
+    return AgentConfig(
+        node_names=node_names(count=args.nodes, prefix=args.node_name_prefix, name=name),
+        kubeconfig=args.kubeconfig,
+        node_ip=args.node_ip,
+        bind_address=args.address,
+        port=args.port,
+        capacity=capacity,
+        labels=parse_labels(args.node_labels),
+        taints=tuple(parse_taints(args.register_with_taints)),
+        provider_id=args.provider_id,
+        instance_type=args.instance_type,
+        zone=args.zone,
+        region=args.region,
+        cloud_provider=args.cloud_provider,
+        node_status_update_frequency=args.node_status_update_frequency,
+        node_status_report_frequency=args.node_status_report_frequency,
+        node_lease_duration_seconds=args.node_lease_duration_seconds,
+        data_dir=args.data_dir,
+        client_ca_file=args.client_ca_file,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        pod_cidr_wait=args.pod_cidr_wait,
+        fallback_pod_cidr=args.fallback_pod_cidr,
+        container_restart_backoff=args.container_restart_backoff,
+        container_restart_backoff_max=args.container_restart_backoff_max,
+    )
+
+
+async def _main(config: AgentConfig) -> None:
+    from node_bootstrap.agent.agent import NodeAgent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    agent = NodeAgent(config)
+    await agent.run(stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean stop, 2 for bad flags."""
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"pinnace node-agent: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_main(config))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"pinnace node-agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m node_bootstrap.agent.cli`
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _parser = argparse.ArgumentParser(prog="pinnace")
+    add_parser(_parser.add_subparsers(dest="command", required=True))
+    sys.exit(run(_parser.parse_args(["node-agent", *sys.argv[1:]])))
