@@ -169,7 +169,11 @@ def _inflight(settings: AppSettings) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         ri: requestinfo.RequestInfo = request[REQUEST_INFO]
-        if ri.verb == "watch" or ri.subresource in LONG_RUNNING_SUBRESOURCES or request.path in ANONYMOUS_PATHS:
+        if (
+            ri.verb == "watch"
+            or ri.subresource in LONG_RUNNING_SUBRESOURCES
+            or request.path in ANONYMOUS_PATHS
+        ):
             return await handler(request)  # long-running and health requests are not limited, as upstream
         kind = "readOnly" if request.method in ("GET", "HEAD") else "mutating"
         if current[kind] >= limits[kind]:

@@ -187,6 +187,8 @@ async def serve_watch(
         if opts.send_initial_events and opts.allow_bookmarks:
             await response.write(encoder.bookmark(start, initial_end=True))
         await _pump(ctx, info, opts, encoder, watch, response, timeout, last_rv)
+    except ConnectionResetError:
+        return response  # the client went away (aiohttp's ClientConnectionResetError): nothing to finish
     finally:
         metrics.WATCHES.labels(resource=info.plural, group=info.group).dec()
         open_watches.discard(watch)
