@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
     server.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     server.add_argument(
+        "--disable-scheduler", action="store_true", help="do not run the scheduler in process"
+    )
+    server.add_argument(
         "--disable-garbage-collector", action="store_true", help="same as --controllers=*,-garbage-collector"
     )
     _controller_flags(server)
@@ -104,8 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     cm.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
     cm.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
     cm.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    from controlplane.scheduler import cli as scheduler_cli
     from node_bootstrap.agent import cli as agent_cli
 
+    scheduler_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     return parser
 
@@ -162,6 +167,7 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
     from controlplane.apiserver import server
     from controlplane.client import Client, load_kubeconfig
     from controlplane.controllers.runtime import LeaderElectionConfig
+    from controlplane.scheduler import run_scheduler
 
     running = await server.start(config)
     print(f"Pinnace API server listening on {running.url}", flush=True)
@@ -170,14 +176,19 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
     stop = _stop_on_signals()
     client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-controller-manager/v1.33.0")
     manager = _controller_manager(client, args, leader=LeaderElectionConfig())
+    # Its own connection pool: a busy controller manager must not starve binding.
+    scheduler_client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-scheduler/v1.33.0")
     try:
         async with asyncio.TaskGroup() as tg:
             if manager.has_work:  # `--controllers=`: not even a candidate for the lease
                 tg.create_task(manager.run(stop))
+            if not args.disable_scheduler:
+                tg.create_task(run_scheduler(scheduler_client, stop, leader_election=True))
             await stop.wait()
     finally:
         logging.getLogger("pinnace.server").info("shutting down")
         await client.close()
+        await scheduler_client.close()
         await running.stop()
         logging.getLogger("pinnace.server").info("stopped")
 
@@ -214,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         return 0
+    if args.command == "scheduler":
+        from controlplane.scheduler import cli as scheduler_cli
+
+        return scheduler_cli.run(args)
     if args.command == "node-agent":
         from node_bootstrap.agent import cli as agent_cli
 

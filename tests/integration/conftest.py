@@ -118,9 +118,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server running no controllers at all (`--controllers=`): for tests that run the
+    """A server running no controllers and no scheduler: for tests that run the
     controllers they exercise themselves, in-process (see controller_harness.py)."""
-    proc = start_server(tmp_path_factory.mktemp("pinnace-bare") / "data", "--controllers=")
+    proc = start_server(
+        tmp_path_factory.mktemp("pinnace-bare") / "data", "--controllers=", "--disable-scheduler"
+    )
     yield proc
     code = proc.stop()
     assert code == 0, f"server did not shut down cleanly ({code}):\n{proc.log()[-4000:]}"
