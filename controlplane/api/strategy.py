@@ -63,6 +63,21 @@ def prepare_for_create(info: ResourceInfo, obj: dict[str, Any]) -> None:
         meta.setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
 
 
+_ALL_METADATA = ("labels", "annotations", "finalizers", "ownerReferences")
+
+
+def _status_reset_metadata(info: ResourceInfo) -> tuple[str, ...]:
+    """The metadata a status write may not change (upstream's status strategies): custom
+    resources take none of it, apps workloads keep their labels, pods their owners."""
+    if info.custom:
+        return _ALL_METADATA
+    if info.group == "apps":
+        return ("labels",)
+    if info.group == "" and info.plural == "pods":
+        return ("ownerReferences",)
+    return ()
+
+
 # apps/v1 carries the internal spec.templateGeneration in this annotation (upstream's conversion);
 # it moves only when the pod template changes, and daemon pods are labelled with it.
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
@@ -112,11 +127,12 @@ def prepare_for_update(
             new_meta.pop(field, None)
 
     if subresource == "status":
-        # Only status (and, as upstream allows, labels/annotations are NOT taken) changes.
+        # Status writes take status and (for built-ins) metadata from the request, minus the
+        # fields upstream's status strategy resets (GetResetFields); spec always stays.
         status = new.get("status")
         replacement = copy.deepcopy(old)
         replacement["metadata"] = new_meta
-        for field in ("labels", "annotations", "finalizers", "ownerReferences"):
+        for field in _status_reset_metadata(info):
             if field in old_meta:
                 new_meta[field] = copy.deepcopy(old_meta[field])
             else:

@@ -13,6 +13,7 @@ def all_controllers() -> dict[str, type[Controller]]:
     """Name -> class, in start order."""
     from controlplane.controllers.cronjob import CronJobController
     from controlplane.controllers.daemonset import DaemonSetController
+    from controlplane.controllers.deployment import DeploymentController
     from controlplane.controllers.disruption import DisruptionController
     from controlplane.controllers.endpoints import EndpointsController
     from controlplane.controllers.endpointslice import EndpointSliceController
@@ -22,6 +23,8 @@ def all_controllers() -> dict[str, type[Controller]]:
     from controlplane.controllers.nodeipam import NodeIPAMController
     from controlplane.controllers.nodelifecycle import NodeLifecycleController
     from controlplane.controllers.podgc import PodGCController
+    from controlplane.controllers.replicaset import ReplicaSetController
+    from controlplane.controllers.replicationcontroller import ReplicationManager
     from controlplane.controllers.resourcequota import ResourceQuotaController
     from controlplane.controllers.serviceaccount import ServiceAccountController
     from controlplane.controllers.statefulset import StatefulSetController
@@ -38,6 +41,9 @@ def all_controllers() -> dict[str, type[Controller]]:
         EndpointsController,
         EndpointSliceController,
         ResourceQuotaController,
+        DeploymentController,
+        ReplicaSetController,
+        ReplicationManager,
         DaemonSetController,
         StatefulSetController,
         JobController,

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.client import ResourcePath
-from controlplane.controllers.resourcequota_usage import (
+from controlplane.api.quota import (
     PODS,
+    PVCS,
+    SERVICES,
+    Evaluator,
     GroupResource,
+    ScopeSelector,
     calculate_usage,
     evaluator_for,
-    parse_hard,
-    quota_status,
+    hard_limits,
     resources_for_quota,
 )
+from controlplane.client import ResourcePath
+from controlplane.controllers.resourcequota_usage import quota_status
 from controlplane.controllers.runtime import Controller, Informer, R, key_of, split_key
 
 __all__ = ["ResourceQuotaController"]
@@ -38,8 +43,8 @@ INFORMER_SYNC_TIMEOUT = 5.0
 
 _KNOWN_PATHS = {
     PODS: R.PODS,
-    GroupResource("", "services"): R.SERVICES,
-    GroupResource("", "persistentvolumeclaims"): R.PVCS,
+    SERVICES: R.SERVICES,
+    PVCS: R.PVCS,
     GroupResource("", "configmaps"): R.CONFIGMAPS,
     GroupResource("", "secrets"): R.SECRETS,
     GroupResource("", "replicationcontrollers"): R.REPLICATIONCONTROLLERS,
@@ -47,27 +52,25 @@ _KNOWN_PATHS = {
 }
 
 
-def _usage_key(evaluator_resource: GroupResource, obj: Obj | None) -> Any:
-    """What about an object matters to quota: its usage, and for pods the scope-relevant facts."""
+# The scopes a pod can move in or out of while it lives (a class or affinity never changes).
+_SCOPE_PROBES = (ScopeSelector("Terminating"), ScopeSelector("BestEffort"))
+
+
+def _usage_key(evaluator: Evaluator, obj: Obj | None, now: datetime) -> Any:
+    """What about an object matters to quota: what it charges, and which scopes it falls in."""
     if obj is None:
         return None
-    spec = obj.get("spec") or {}
-    if evaluator_resource == PODS:
-        return (
-            (obj.get("status") or {}).get("phase"),
-            (obj.get("metadata") or {}).get("deletionTimestamp"),
-            spec.get("containers"),
-            spec.get("initContainers"),
-            spec.get("overhead"),
-            spec.get("activeDeadlineSeconds"),
-            spec.get("priorityClassName"),
-            spec.get("resources"),
-        )
-    return (spec, (obj.get("status") or {}).get("allocatedResources"))
+    try:
+        usage = evaluator.usage(obj, now)
+        scopes = tuple(evaluator.matches_scope(probe, obj) for probe in _SCOPE_PROBES)
+    except ValueError:
+        return None
+    return usage, scopes
 
 
 class ResourceQuotaController(Controller):
     name = "resourcequota"
+    event_source = "resourcequota-controller"
     workers = 5
 
     def setup(self) -> None:
@@ -76,7 +79,7 @@ class ResourceQuotaController(Controller):
         self.quotas.add_handler(self._on_quota)
         self.watched: dict[GroupResource, Informer] = {}
         self.paths: dict[GroupResource, ResourcePath | None] = {}
-        for resource in (PODS, GroupResource("", "services"), GroupResource("", "persistentvolumeclaims")):
+        for resource in (PODS, SERVICES, PVCS):
             self._watch(resource, _KNOWN_PATHS[resource])
         self.sync_period = float(self.ctx.config.extra.get("resource_quota_sync_period", SYNC_PERIOD))
 
@@ -95,7 +98,7 @@ class ResourceQuotaController(Controller):
         if event == "MODIFIED" and old is not None:
             spec_changed = (old.get("spec") or {}) != (new.get("spec") or {})
             status = new.get("status") or {}
-            hard = parse_hard(new)
+            hard = hard_limits(new)
             stale = (
                 set(hard) - set(status.get("used") or {}) or (status.get("hard") or {}).keys() != hard.keys()
             )
@@ -106,15 +109,17 @@ class ResourceQuotaController(Controller):
     def _on_object(
         self, resource: GroupResource, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
-        if event == "MODIFIED" and _usage_key(resource, old) == _usage_key(resource, new):
-            return
+        evaluator = evaluator_for(resource)
+        if event == "MODIFIED":
+            now = self.ctx.clock.now()
+            if _usage_key(evaluator, old, now) == _usage_key(evaluator, new, now):
+                return
         obj = new if new is not None else old
         if obj is None:
             return
         namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        evaluator = evaluator_for(resource)
         for quota in self.quotas.list(namespace):
-            if evaluator.matching((quota.get("spec") or {}).get("hard") or {}):
+            if evaluator.matching_resources((quota.get("spec") or {}).get("hard") or {}):
                 self.enqueue(key_of(quota))
 
     async def run_extra(self, stop: asyncio.Event) -> None:
@@ -156,7 +161,7 @@ class ResourceQuotaController(Controller):
             return None
         namespace, name = split_key(key)
         available: dict[GroupResource, list[Obj]] = {}
-        for resource in resources_for_quota(parse_hard(quota)):
+        for resource in resources_for_quota((quota.get("spec") or {}).get("hard") or {}):
             informer = self.watched.get(resource)
             if informer is None:
                 rp = await self._path_for(resource)

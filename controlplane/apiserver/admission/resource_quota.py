@@ -18,28 +18,24 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controlplane.api import errors
-from controlplane.api.quantity import (
-    Quantity,
-    ResourceList,
-    add,
-    mask,
-    parse_resource_list,
-    pretty_print,
-    subtract_non_negative,
+from controlplane.api.quantity import ResourceList, add, mask, pretty_print, subtract_non_negative
+from controlplane.api.quota import (
+    Evaluator,
+    GroupResource,
+    ObjectCountEvaluator,
+    evaluator_for,
+    hard_limits,
+    quota_matches,
+    quota_scope_selectors,
+    usage_stats,
 )
 from controlplane.api.resources import ResourceInfo
 from controlplane.apiserver.admission.interface import Attributes, ValidationScope, forbidden
-from controlplane.apiserver.admission.quota_evaluators import (
-    Evaluator,
-    ObjectCountEvaluator,
-    evaluator_for,
-    quota_scope_selectors,
-)
 
 if TYPE_CHECKING:
     from controlplane.apiserver.context import ServerContext
 
-__all__ = ["ResourceQuota", "check_request", "quota_matches"]
+__all__ = ["ResourceQuota", "check_request"]
 
 log = logging.getLogger("pinnace.admission.quota")
 
@@ -48,21 +44,6 @@ Obj = dict[str, Any]
 # Resources quota never charges (upstream's default ignored resources that can be stored).
 _IGNORED = {("", "events"), ("events.k8s.io", "events")}
 _STATUS_RETRIES = 5
-
-
-def _hard(quota: Obj) -> ResourceList:
-    try:
-        return parse_resource_list((quota.get("spec") or {}).get("hard"))
-    except ValueError:
-        return {}
-
-
-def quota_matches(evaluator: Evaluator, quota: Obj, obj: Obj) -> bool:
-    """generic.Matches: the quota limits something this evaluator charges, and the object falls
-    in every one of the quota's scopes."""
-    if not evaluator.matching_resources(list(_hard(quota))):
-        return False
-    return all(evaluator.matches_scope(selector, obj) for selector in quota_scope_selectors(quota))
 
 
 def check_request(
@@ -81,7 +62,7 @@ def check_request(
     for quota in quotas:
         if not quota_matches(evaluator, quota, obj):
             continue
-        restricted = evaluator.matching_resources(list(_hard(quota)))
+        restricted = evaluator.matching_resources(hard_limits(quota))
         problem = evaluator.constraints(restricted, obj)
         if problem:
             raise forbidden(attrs, f"failed quota: {quota['metadata']['name']}: {problem}")
@@ -104,7 +85,7 @@ def check_request(
         delta = {k: v for k, v in deltas[name].items() if v.sign != 0}
         if not delta:
             continue
-        hard = _hard(quota)
+        hard = hard_limits(quota)
         requested = mask(delta, hard)
         quota_used = used.get(name, {})
         new_used = add(quota_used, requested)
@@ -144,8 +125,8 @@ class ResourceQuota:
         info = attrs.info
         if not info.namespaced or not attrs.namespace or (info.group, info.plural) in _IGNORED:
             return
-        evaluator = evaluator_for(info.group, info.plural)
-        if not evaluator.handles(attrs):
+        evaluator = evaluator_for(GroupResource(info.group, info.plural))
+        if not evaluator.handles(attrs.operation, attrs.subresource):
             return
         quota_info = self._quota_info(ctx)
         if not (await ctx.store.list(quota_info, attrs.namespace)).kvs:
@@ -182,26 +163,14 @@ class ResourceQuota:
         messages show `used: pods=0`)."""
         page = await ctx.store.list(info, namespace)
         used: dict[str, ResourceList] = {}
-        if isinstance(evaluator, ObjectCountEvaluator):
-            count = Quantity.of(len(page.kvs))
-            for quota in quotas:
-                names = evaluator.matching_resources(list(_hard(quota)))
-                used[quota["metadata"]["name"]] = dict.fromkeys(names, count)
-            return used
-        usages: list[tuple[Obj, ResourceList]] = []
-        for stored in page.items:
-            try:
-                usages.append((stored, evaluator.usage(stored, now)))
-            except ValueError:
-                continue  # a stored object with a malformed quantity charges nothing
         for quota in quotas:
-            names = evaluator.matching_resources(list(_hard(quota)))
-            total: ResourceList = dict.fromkeys(names, Quantity.of(0))
-            selectors = quota_scope_selectors(quota)
-            for stored, usage in usages:
-                if all(evaluator.matches_scope(s, stored) for s in selectors):
-                    total = add(total, mask(usage, names))
-            used[quota["metadata"]["name"]] = total
+            names = evaluator.matching_resources(hard_limits(quota))
+            if isinstance(evaluator, ObjectCountEvaluator):
+                # Each stored object counts once and no scope selects any: no need to decode them.
+                total = evaluator.usage_of(len(page.kvs))
+            else:
+                total = usage_stats(evaluator, page.items, names, quota_scope_selectors(quota), now)
+            used[quota["metadata"]["name"]] = mask(total, names)
         return used
 
     async def _record(

@@ -1,4 +1,5 @@
-"""ResourceQuota's pure parts: what objects cost and how a request is checked."""
+"""ResourceQuota admission: how a request is checked against live usage (what objects cost is
+controlplane.api.quota, tested in tests/unit/api/test_quota.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,11 @@ from typing import Any
 import pytest
 
 from controlplane.api import errors
-from controlplane.api.quantity import ResourceList, parse_quantity, pretty_print
+from controlplane.api.quantity import ResourceList, parse_quantity
+from controlplane.api.quota import PodEvaluator, ServiceEvaluator
 from controlplane.api.resources import default_registry
 from controlplane.apiserver.admission import Attributes
-from controlplane.apiserver.admission.quota_evaluators import (
-    ObjectCountEvaluator,
-    PersistentVolumeClaimEvaluator,
-    PodEvaluator,
-    ScopeSelector,
-    ServiceEvaluator,
-    evaluator_for,
-    object_count_name,
-    quota_scope_selectors,
-)
-from controlplane.apiserver.admission.resource_quota import check_request, quota_matches
+from controlplane.apiserver.admission.resource_quota import check_request
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 REGISTRY = default_registry()
@@ -49,121 +41,6 @@ def _ctr(
 
 def _used(**values: str) -> ResourceList:
     return {k.replace("_", "."): parse_quantity(v) for k, v in values.items()}
-
-
-def test_object_count_names() -> None:
-    assert object_count_name("", "configmaps") == "count/configmaps"
-    assert object_count_name("apps", "deployments") == "count/deployments.apps"
-    assert ObjectCountEvaluator("", "secrets").names == ["count/secrets", "secrets"]
-    assert ObjectCountEvaluator("apps", "deployments").names == ["count/deployments.apps"]
-    assert isinstance(evaluator_for("", "pods"), PodEvaluator)
-    assert isinstance(evaluator_for("", "services"), ServiceEvaluator)
-    assert isinstance(evaluator_for("", "persistentvolumeclaims"), PersistentVolumeClaimEvaluator)
-
-
-def test_pod_usage_counts_requests_limits_and_overhead() -> None:
-    pod = _pod(
-        _ctr("a", {"cpu": "250m", "memory": "64Mi"}, {"cpu": "500m", "memory": "128Mi"}),
-        _ctr("b", {"cpu": "250m", "nvidia.com/gpu": "1"}),
-        overhead={"cpu": "10m"},
-    )
-    usage = PodEvaluator().usage(pod, NOW)
-    assert pretty_print(usage) == (
-        "count/pods=1,cpu=510m,limits.cpu=510m,limits.memory=128Mi,memory=64Mi,pods=1,"
-        "requests.cpu=510m,requests.memory=64Mi,requests.nvidia.com/gpu=1"
-    )
-
-
-@pytest.mark.parametrize(
-    ("changes", "charged"),
-    [
-        ({"status": {"phase": "Succeeded"}}, False),
-        ({"status": {"phase": "Running"}}, True),
-        (
-            {
-                "metadata": {
-                    "name": "x",
-                    "deletionTimestamp": "2025-12-31T23:00:00Z",
-                    "deletionGracePeriodSeconds": 30,
-                }
-            },
-            False,
-        ),
-        (
-            {
-                "metadata": {
-                    "name": "x",
-                    "deletionTimestamp": "2026-01-01T00:00:10Z",
-                    "deletionGracePeriodSeconds": 30,
-                }
-            },
-            True,
-        ),
-    ],
-)
-def test_terminal_and_long_deleted_pods_are_not_charged(changes: dict[str, Any], charged: bool) -> None:
-    pod = {**_pod(_ctr("c", {"cpu": "1"})), **changes}
-    usage = PodEvaluator().usage(pod, NOW)
-    assert ("pods" in usage) is charged
-    assert usage["count/pods"] == parse_quantity("1")
-
-
-def test_service_usage() -> None:
-    ports = [{"port": 80}, {"port": 443}]
-    evaluator = ServiceEvaluator()
-    assert pretty_print(evaluator.usage({"spec": {"ports": ports}}, NOW)) == "count/services=1,services=1"
-    assert evaluator.usage({"spec": {"type": "NodePort", "ports": ports}}, NOW)[
-        "services.nodeports"
-    ] == parse_quantity("2")
-    lb = evaluator.usage(
-        {"spec": {"type": "LoadBalancer", "ports": ports, "allocateLoadBalancerNodePorts": False}}, NOW
-    )
-    assert lb["services.nodeports"] == parse_quantity("0") and lb["services.loadbalancers"] == parse_quantity(
-        "1"
-    )
-
-
-def test_claim_usage_is_charged_to_its_storage_class() -> None:
-    pvc = {"spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "5Gi"}}}}
-    usage = PersistentVolumeClaimEvaluator().usage(pvc, NOW)
-    assert pretty_print(usage) == (
-        "count/persistentvolumeclaims=1,fast.storageclass.storage.k8s.io/persistentvolumeclaims=1,"
-        "fast.storageclass.storage.k8s.io/requests.storage=5Gi,persistentvolumeclaims=1,requests.storage=5Gi"
-    )
-    assert PersistentVolumeClaimEvaluator().matching_resources(
-        ["fast.storageclass.storage.k8s.io/requests.storage", "pods", "requests.storage"]
-    ) == ["fast.storageclass.storage.k8s.io/requests.storage", "requests.storage"]
-
-
-def test_pod_scopes() -> None:
-    evaluator = PodEvaluator()
-    best_effort = _pod(_ctr())
-    burstable = _pod(_ctr("c", {"cpu": "100m"}), priorityClassName="high", activeDeadlineSeconds=60)
-    assert evaluator.matches_scope(ScopeSelector("BestEffort"), best_effort)
-    assert evaluator.matches_scope(ScopeSelector("NotBestEffort"), burstable)
-    assert evaluator.matches_scope(ScopeSelector("Terminating"), burstable)
-    assert evaluator.matches_scope(ScopeSelector("NotTerminating"), best_effort)
-    assert evaluator.matches_scope(ScopeSelector("PriorityClass", "In", ("high",)), burstable)
-    assert not evaluator.matches_scope(ScopeSelector("PriorityClass", "In", ("high",)), best_effort)
-    assert evaluator.matches_scope(ScopeSelector("PriorityClass", "DoesNotExist"), best_effort)
-    quota = _quota(
-        "q",
-        {"pods": "1"},
-        scopes=["NotBestEffort"],
-        scopeSelector={
-            "matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]
-        },
-    )
-    assert quota_scope_selectors(quota) == [
-        ScopeSelector("NotBestEffort"),
-        ScopeSelector("PriorityClass", "In", ("high",)),
-    ]
-    assert quota_matches(evaluator, quota, burstable)
-    assert not quota_matches(evaluator, quota, best_effort)
-    # Only pods fall in scopes: a scoped quota never charges other resources.
-    assert not quota_matches(
-        ServiceEvaluator(), _quota("s", {"services": "1"}, scopes=["BestEffort"]), {"spec": {}}
-    )
 
 
 def test_exceeded_quota_message() -> None:
@@ -248,3 +125,15 @@ def test_negative_usage_is_refused() -> None:
         errors.Forbidden, match=r"quota usage is negative for resource\(s\): cpu,requests\.cpu"
     ):
         check_request(_attrs("pods"), PodEvaluator(), [quota], {}, _pod(_ctr("c", {"cpu": "-1"})), None, NOW)
+
+
+def test_only_quotas_whose_scopes_hold_the_object_are_charged() -> None:
+    batch = _quota("batch", {"pods": "5"}, scopes=["Terminating"])
+    service = _pod(_ctr())
+    assert check_request(_attrs("pods"), PodEvaluator(), [batch], {}, service, None, NOW) == {}
+    # An update that moves the object into the scope is charged in full, not by its delta.
+    job = _pod(_ctr(), activeDeadlineSeconds=30)
+    charged = check_request(
+        _attrs("pods", "UPDATE"), PodEvaluator(), [batch], {"batch": _used(pods="1")}, job, service, NOW
+    )
+    assert {k: str(v) for k, v in charged["batch"].items()} == {"pods": "2"}
