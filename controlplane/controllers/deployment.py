@@ -81,6 +81,7 @@ def _has_cause(exc: BaseException, cause: str) -> bool:
 
 class DeploymentController(Controller):
     name = "deployment"
+    event_source = "deployment-controller"
     workers = 5
 
     def setup(self) -> None:

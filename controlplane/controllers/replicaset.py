@@ -16,6 +16,7 @@ __all__ = ["ReplicaSetController"]
 
 class ReplicaSetController(ReplicaManagerBase):
     name = "replicaset"
+    event_source = "replicaset-controller"
     managed = ManagedKind(R.REPLICASETS, OwnerKind("apps/v1", "ReplicaSet"))
 
     def selector_of(self, owner: Mapping[str, Any]) -> LabelSelector:

@@ -17,6 +17,7 @@ __all__ = ["ReplicationManager"]
 
 class ReplicationManager(ReplicaManagerBase):
     name = "replicationcontroller"
+    event_source = "replication-controller"
     managed = ManagedKind(R.REPLICATIONCONTROLLERS, OwnerKind("v1", "ReplicationController"))
 
     def selector_of(self, owner: Mapping[str, Any]) -> LabelSelector:
