@@ -284,7 +284,7 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         generation=True,
     ),
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
-    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", generation=True),
     _r("events.k8s.io", "v1", "Event", "events", short=("ev",)),
     _r(
         "policy",

@@ -27,6 +27,7 @@ from controlplane.api import (
     errors,
     field_selectors,
     names,
+    qos,
     schemas,
     selectors,
     strategy,
@@ -548,6 +549,10 @@ async def create_object(
         info, "CREATE", meta.get("namespace", ""), admission_name, dry_run=opts.dry_run
     )
     await ctx.admission.admit(ctx, attrs, obj, None)
+    if info.group == "" and info.plural == "pods":
+        # The pod strategy's PrepareForCreate runs after mutating admission (LimitRanger may have
+        # added resources) and records the QoS class.
+        obj.setdefault("status", {})["qosClass"] = qos.pod_qos_class(obj)
     _validate(info, obj, None)
     if managed is None:
         meta["managedFields"] = managed_fields.update(

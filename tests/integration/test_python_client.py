@@ -35,8 +35,9 @@ def new_client(kubeconfig: Path) -> ApiClient:
 
 
 @pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[ApiClient]:
-    client = new_client(server.kubeconfig)
+def api(bare_server: ServerProcess) -> Iterator[ApiClient]:
+    # The API server alone: these tests pin resourceVersions that controllers would move.
+    client = new_client(bare_server.kubeconfig)
     yield client
     client.close()
 

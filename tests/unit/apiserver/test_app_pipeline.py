@@ -213,3 +213,27 @@ async def test_repair_releases_allocations_no_service_holds(ctx: ServerContext) 
     # The kubernetes Service keeps its address.
     assert "10.96.0.1" in await ctx.services.ips.in_use()
     assert await ctx.services.repair(services) == []
+
+
+async def test_pod_create_records_the_qos_class_after_defaulting(ctx: ServerContext) -> None:
+    settings = app_module.AppSettings(authenticator=None, authorizer=AllowAll())
+    client = await _client(ctx, app_module.create_app(ctx, settings))
+    base = "/api/v1/namespaces/default/pods"
+    limited = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "limited"},
+        # Only limits: defaulting copies them to requests, which makes the pod Guaranteed.
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+            ]
+        },
+    }
+    try:
+        created = await (await client.post(base, json=limited)).json()
+        assert created["status"]["qosClass"] == "Guaranteed"
+        plain = await (await client.post(base, json={**POD, "metadata": {"name": "plain"}})).json()
+        assert plain["status"]["qosClass"] == "BestEffort"
+    finally:
+        await client.close()
