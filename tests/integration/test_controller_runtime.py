@@ -108,8 +108,11 @@ def _controller_manager(server: ServerProcess, log: Path) -> subprocess.Popen[by
 
 
 async def test_two_controller_managers_elect_one_leader(bare_server: ServerProcess, tmp_path: Path) -> None:
-    """Done-when 7: exactly one active; killing it hands over within the lease duration."""
+    """Done-when 7: exactly one active; killing it hands over within the lease duration, and
+    the new leader does not create pods twice."""
+    ns = f"cm-{uuid.uuid4().hex[:6]}"
     async with client_for(bare_server) as client:
+        await client.create(R.NAMESPACES, {"metadata": {"name": ns}})
         with contextlib.suppress(errors.NotFound):
             await client.delete(R.LEASES, "kube-controller-manager", "kube-system")
         first = _controller_manager(bare_server, tmp_path / "cm1.log")
@@ -131,6 +134,13 @@ async def test_two_controller_managers_elect_one_leader(bare_server: ServerProce
             await asyncio.sleep(1.5)
             leaders = [p for p in logs if "became the leader" in p.read_text()]
             assert len(leaders) == 1, "exactly one controller manager leads"
+            await client.create(R.DEPLOYMENTS, _deployment("web", 5), ns)
+
+            async def pods() -> list[dict[str, object]]:
+                items: list[dict[str, object]] = (await client.list(R.PODS, ns))["items"]
+                return items
+
+            await eventually(lambda: _count(pods, 5), timeout=20)
             victim = first if leaders[0].name == "cm1.log" else second
             survivor_log = logs[1] if victim is first else logs[0]
             victim.kill()  # no release: the survivor must wait out the lease, then take over
@@ -140,8 +150,34 @@ async def test_two_controller_managers_elect_one_leader(bare_server: ServerProce
             await eventually(lambda: _true("became the leader" in survivor_log.read_text()), timeout=15)
             assert loop.time() - killed_at < 3 + 2, "hand-over within lease duration plus a retry"
             assert await holder() != leader
+            # The new term starts from fresh caches: the five pods are adopted, not re-created.
+            await client.patch(R.DEPLOYMENTS, "web", {"spec": {"replicas": 7}}, ns)
+            await eventually(lambda: _count(pods, 7), timeout=20)
+            await asyncio.sleep(1.0)
+            assert len(await pods()) == 7, "no pod created twice across the hand-over"
+            assert len((await client.list(R.REPLICASETS, ns))["items"]) == 1
         finally:
             for proc in (first, second):
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait(20)
+
+
+async def _count(list_pods: Callable[[], Awaitable[list[dict[str, object]]]], expected: int) -> bool:
+    return len(await list_pods()) == expected
+
+
+def _deployment(name: str, replicas: int) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "nginx"}]},
+            },
+        },
+    }
