@@ -23,21 +23,20 @@ from controlplane.controllers.cronjob_util import (
     go_rfc1123z,
     in_active_list,
     in_active_list_by_name,
-    is_job_finished,
     job_from_template,
     job_name,
     next_schedule_time,
     next_schedule_time_duration,
     owned_by_name,
 )
+from controlplane.controllers.job_status import is_job_finished
 from controlplane.controllers.podutil import controller_of, parse_time
 from controlplane.controllers.runtime import Controller, R, key_of, rfc3339, split_key
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["CronJobController"]
 
 Obj = dict[str, Any]
-
-NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 
 
 class _SyncResult:
@@ -299,7 +298,7 @@ class CronJobController(Controller):
             if in_active_list(cj, str(created["metadata"].get("uid"))):
                 return res
         except errors.StatusError as exc:
-            if any(c.reason == NAMESPACE_TERMINATING_CAUSE for c in exc.causes):
+            if namespace_terminating(exc):
                 res.error = exc
                 return res
             self.ctx.recorder.event(cj, "Warning", "FailedCreate", f"Error creating job: {exc}")

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from controlplane.controllers.cron import CronError, Schedule, load_location
+from controlplane.controllers.job_status import finished_condition
 from controlplane.controllers.podutil import controller_of, parse_time
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "go_rfc3339",
     "in_active_list",
     "in_active_list_by_name",
-    "is_job_finished",
     "job_from_template",
     "job_name",
     "most_recent_schedule_time",
@@ -210,15 +210,9 @@ def format_schedule(cj: Obj) -> tuple[str, bool]:
 
 
 def finished_status(job: Obj) -> str:
-    """ "Complete" or "Failed" for a finished Job, "" otherwise."""
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return str(cond["type"])
-    return ""
-
-
-def is_job_finished(job: Obj) -> bool:
-    return finished_status(job) != ""
+    """ "Complete" or "Failed" for a finished Job, "" otherwise (getFinishedStatus)."""
+    cond = finished_condition(job)
+    return "" if cond is None else str(cond["type"])
 
 
 def in_active_list(cj: Obj, uid: str) -> bool:

@@ -25,8 +25,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.api.selectors import label_selector_from_dict
+from controlplane.api.selectors import LabelSelector, label_selector_from_dict
+from controlplane.client import ResourcePath
 from controlplane.controllers import history
+from controlplane.controllers.controller_ref import (
+    ControllerRefManager,
+    OwnerKind,
+    owner_reference,
+    owners_to_sync_on_update,
+    recheck_deletion,
+    resolve_controller_ref,
+    selecting_owners,
+)
 from controlplane.controllers.daemonset_placement import pin_to_node, should_run_on_node
 from controlplane.controllers.daemonset_rollout import (
     compute_status,
@@ -36,9 +46,12 @@ from controlplane.controllers.daemonset_rollout import (
     plan_rolling_update,
     template_generation,
 )
-from controlplane.controllers.daemonset_tracking import Expectations, FailedPodBackoff
+from controlplane.controllers.daemonset_tracking import FailedPodBackoff
+from controlplane.controllers.expectations import ControllerExpectations
+from controlplane.controllers.pod_control import create_pod, delete_pod
 from controlplane.controllers.podutil import controller_of, is_pod_ready
 from controlplane.controllers.runtime import Controller, R, key_of
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["BACKOFF_GC_INTERVAL", "BURST_REPLICAS", "DaemonSetController"]
 
@@ -48,13 +61,17 @@ Obj = dict[str, Any]
 BURST_REPLICAS = 250
 SLOW_START_INITIAL_BATCH = 1
 BACKOFF_GC_INTERVAL = 60.0
-API_VERSION, KIND = "apps/v1", "DaemonSet"
+DAEMONSET_KIND = OwnerKind("apps/v1", "DaemonSet")
 # DaemonSetStatus fields upstream serialises with omitempty.
 _OMIT_EMPTY = ("observedGeneration", "updatedNumberScheduled", "numberAvailable", "numberUnavailable")
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _selector(ds: Mapping[str, Any]) -> LabelSelector:
+    return label_selector_from_dict((ds.get("spec") or {}).get("selector"))
 
 
 def _selects_everything(selector: Any) -> bool:
@@ -102,7 +119,7 @@ class DaemonSetController(Controller):
         self.revisions = informers.informer(R.CONTROLLERREVISIONS)
         self.pods = informers.informer(R.PODS)
         self.nodes = informers.informer(R.NODES)
-        self.expectations = Expectations()
+        self.expectations = ControllerExpectations(self.ctx.clock)
         self.failed_pods_backoff = FailedPodBackoff(
             float(self.ctx.config.extra.get("daemonset_failed_pod_backoff", 1.0)),
             float(self.ctx.config.extra.get("daemonset_failed_pod_backoff_max", 900.0)),
@@ -128,26 +145,11 @@ class DaemonSetController(Controller):
     # -- event handlers ----------------------------------------------------------------------
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any] | None) -> Obj | None:
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        ds = self.daemonsets.get(f"{namespace}/{ref.get('name', '')}")
-        if ds is None or _meta(ds).get("uid") != ref.get("uid"):
-            return None
-        return ds
+        return resolve_controller_ref(self.daemonsets, namespace, ref, DAEMONSET_KIND.kind)
 
     def _selecting(self, obj: Mapping[str, Any]) -> list[Obj]:
         """GetPodDaemonSets / GetHistoryDaemonSets: DaemonSets of the namespace selecting obj."""
-        meta = _meta(obj)
-        labels = meta.get("labels") or {}
-        found = []
-        for ds in self.daemonsets.list(str(meta.get("namespace") or "")):
-            try:
-                selector = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
-            except errors.StatusError:
-                continue
-            if not selector.empty and selector.matches(labels):
-                found.append(ds)
-        return found
+        return selecting_owners(self.daemonsets, obj, _selector)
 
     def _on_daemonset(self, event: str, old: Obj | None, new: Obj | None) -> None:
         self.enqueue_obj(new if new is not None else old)
@@ -160,23 +162,15 @@ class DaemonSetController(Controller):
             return
         if new is None:
             return
-        namespace = str(_meta(new).get("namespace", ""))
-        ref = controller_of(new)
         if event == "ADDED":
-            if ref is None:
+            if controller_of(new) is None:
                 for ds in self._selecting(new):
                     self.enqueue_obj(ds)
             return
         if old is None or _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion"):
             return
-        old_ref = controller_of(old)
-        if old_ref != ref and old_ref is not None:
-            self.enqueue_obj(self._resolve(namespace, old_ref))
-        if ref is not None:
-            self.enqueue_obj(self._resolve(namespace, ref))
-        elif _meta(old).get("labels") != _meta(new).get("labels") or old_ref != ref:
-            for ds in self._selecting(new):
-                self.enqueue_obj(ds)
+        for ds in owners_to_sync_on_update(self._resolve, self._selecting, old, new).owners:
+            self.enqueue_obj(ds)
 
     def _pod_gone(self, pod: Obj) -> None:
         ds = self._resolve(str(_meta(pod).get("namespace", "")), controller_of(pod))
@@ -215,21 +209,14 @@ class DaemonSetController(Controller):
             # Graceful deletion started: replace the pod now, not when the kubelet is done.
             self._pod_gone(new)
             return
-        ref, old_ref = controller_of(new), controller_of(old)
-        if old_ref != ref and old_ref is not None:
-            self.enqueue_obj(self._resolve(namespace, old_ref))
-        if ref is not None:
-            ds = self._resolve(namespace, ref)
-            if ds is None:
-                return
+        targets = owners_to_sync_on_update(self._resolve, self._selecting, old, new)
+        for ds in targets.owners:
             self.enqueue_obj(ds)
-            min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+        controller = targets.controller
+        if controller is not None:
+            min_ready = int((controller.get("spec") or {}).get("minReadySeconds") or 0)
             if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
-                self.enqueue_after(key_of(ds), min_ready + 1)
-            return
-        if _meta(old).get("labels") != meta.get("labels") or old_ref != ref:
-            for ds in self._selecting(new):
-                self.enqueue_obj(ds)
+                self.enqueue_after(key_of(controller), min_ready + 1)
 
     def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "ADDED" and new is not None:
@@ -253,37 +240,24 @@ class DaemonSetController(Controller):
     # -- reading -----------------------------------------------------------------------------
 
     def _owner_ref(self, ds: Mapping[str, Any]) -> Obj:
-        return history.owner_reference(ds, API_VERSION, KIND)
+        return owner_reference(ds, DAEMONSET_KIND)
 
-    async def _recheck_not_deleted(self, ds: Mapping[str, Any]) -> None:
-        """RecheckDeletionTimestamp: adopt only if a live read still shows this DaemonSet alive."""
-        meta = _meta(ds)
-        fresh = await self.ctx.client.get(R.DAEMONSETS, str(meta.get("name")), str(meta.get("namespace")))
-        fresh_meta = fresh.get("metadata") or {}
-        if fresh_meta.get("uid") != meta.get("uid"):
-            raise errors.Conflict(
-                message=f"original DaemonSet {meta.get('namespace')}/{meta.get('name')} is gone: "
-                f"got uid {fresh_meta.get('uid')}, wanted {meta.get('uid')}"
-            )
-        if fresh_meta.get("deletionTimestamp"):
-            raise errors.Conflict(
-                message=f"{meta.get('namespace')}/{meta.get('name')} has just been deleted at "
-                f"{fresh_meta.get('deletionTimestamp')}"
-            )
+    def _ref_manager(self, ds: Obj, rp: ResourcePath) -> ControllerRefManager:
+        """A claimer of `rp` objects for ds, adopting only after a live read still shows it alive
+        (RecheckDeletionTimestamp)."""
+        return ControllerRefManager(
+            self.ctx.client,
+            rp,
+            ds,
+            DAEMONSET_KIND,
+            _selector(ds),
+            recheck_deletion(self.ctx.client, R.DAEMONSETS, ds, DAEMONSET_KIND),
+        )
 
     async def _daemon_pods(self, ds: Obj) -> list[Obj]:
         """getDaemonPods: the namespace's pods, adopting orphans and releasing strays."""
-        selector = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
         pods = self.pods.list(str(_meta(ds).get("namespace") or ""))
-        return await history.claim(
-            self.ctx.client,
-            R.PODS,
-            ds,
-            self._owner_ref(ds),
-            selector,
-            pods,
-            can_adopt=lambda: self._recheck_not_deleted(ds),
-        )
+        return await self._ref_manager(ds, R.PODS).claim(pods)
 
     async def _pods_by_node(self, ds: Obj, include_deleted_terminal: bool = False) -> dict[str, list[Any]]:
         return daemon_pods_by_node(await self._daemon_pods(ds), include_deleted_terminal)
@@ -293,7 +267,7 @@ class DaemonSetController(Controller):
     async def reconcile(self, key: str) -> float | None:
         ds = self.daemonsets.get(key)
         if ds is None:
-            self.expectations.forget(key)
+            self.expectations.delete(key)
             return None
         nodes = self.nodes.list()
         if _selects_everything((ds.get("spec") or {}).get("selector")):
@@ -311,7 +285,7 @@ class DaemonSetController(Controller):
         hash_ = str(
             ((current.get("metadata") or {}).get("labels") or {}).get(history.REVISION_HASH_LABEL, "")
         )
-        if not self.expectations.satisfied(key, self.ctx.clock.monotonic()):
+        if not self.expectations.satisfied(key):
             # Only status; observedGeneration stays, since this generation was not acted on.
             return await self._update_status(ds, nodes, hash_, update_observed_generation=False)
         failure: errors.StatusError | None = None
@@ -330,7 +304,7 @@ class DaemonSetController(Controller):
         self, ds: Obj, nodes: list[Obj], hash_: str, key: str, old: list[Obj]
     ) -> float | None:
         requeue = await self._manage(ds, nodes, hash_)
-        if self.expectations.satisfied(key, self.ctx.clock.monotonic()):
+        if self.expectations.satisfied(key):
             strategy = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type")
             if strategy == "RollingUpdate":
                 await self._rolling_update(ds, nodes, hash_)
@@ -364,7 +338,7 @@ class DaemonSetController(Controller):
         key = key_of(ds)
         create_count = min(len(create_on), self.burst_replicas)
         delete_count = min(len(to_delete), self.burst_replicas)
-        self.expectations.set(key, create_count, delete_count, self.ctx.clock.monotonic())
+        self.expectations.set(key, create_count, delete_count)
         failures: list[errors.StatusError] = []
         template = create_pod_template(
             (ds.get("spec") or {}).get("template") or {}, template_generation(ds), hash_
@@ -379,7 +353,7 @@ class DaemonSetController(Controller):
             )
             for result in results:
                 if isinstance(result, BaseException):
-                    if _namespace_terminating(result):
+                    if namespace_terminating(result):
                         continue
                     self.expectations.creation_observed(key)
                     if not isinstance(result, errors.StatusError):
@@ -421,40 +395,18 @@ class DaemonSetController(Controller):
         if tmpl_meta.get("finalizers"):
             pod_meta["finalizers"] = list(tmpl_meta["finalizers"])
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
-        try:
-            created = await self.ctx.client.create(R.PODS, pod, str(meta.get("namespace")))
-        except errors.StatusError as exc:
-            if not _namespace_terminating(exc):
-                self.ctx.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {exc.message}")
-            raise
-        self.ctx.recorder.event(
-            ds, "Normal", "SuccessfulCreate", f"Created pod: {_meta(created).get('name')}"
-        )
+        await create_pod(self.ctx.client, self.ctx.recorder, ds, pod, str(meta.get("namespace")))
 
     async def _delete_pod(self, ds: Obj, name: str) -> None:
-        try:
-            await self.ctx.client.delete(R.PODS, name, str(_meta(ds).get("namespace")))
-        except errors.NotFound:
-            raise
-        except errors.StatusError as exc:
-            self.ctx.recorder.event(ds, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self.ctx.recorder.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        await delete_pod(self.ctx.client, self.ctx.recorder, ds, name, str(_meta(ds).get("namespace")))
 
     # -- revisions ---------------------------------------------------------------------------
 
     async def _construct_history(self, ds: Obj) -> tuple[Obj, list[Obj]]:
         """constructHistory: (the revision of the current template, the older ones)."""
         meta = _meta(ds)
-        selector = label_selector_from_dict((ds.get("spec") or {}).get("selector"))
-        revisions = await history.claim(
-            self.ctx.client,
-            R.CONTROLLERREVISIONS,
-            ds,
-            self._owner_ref(ds),
-            selector,
-            self.revisions.list(str(meta.get("namespace") or "")),
-            can_adopt=lambda: self._recheck_not_deleted(ds),
+        revisions = await self._ref_manager(ds, R.CONTROLLERREVISIONS).claim(
+            self.revisions.list(str(meta.get("namespace") or ""))
         )
         patch = history.template_patch(ds)
         current: list[Obj] = []
@@ -592,8 +544,8 @@ class DaemonSetController(Controller):
             for key in _OMIT_EMPTY:
                 if status.get(key) == 0:
                     status.pop(key)
-            target.setdefault("apiVersion", API_VERSION)
-            target.setdefault("kind", KIND)
+            target.setdefault("apiVersion", DAEMONSET_KIND.api_version)
+            target.setdefault("kind", DAEMONSET_KIND.kind)
             try:
                 await self.ctx.client.request("PUT", R.DAEMONSETS.url(namespace, name, "status"), body=target)
                 return
@@ -601,7 +553,3 @@ class DaemonSetController(Controller):
                 if attempt == 1:
                     raise
                 target = await self.ctx.client.get(R.DAEMONSETS, name, namespace)
-
-
-def _namespace_terminating(exc: BaseException) -> bool:
-    return isinstance(exc, errors.StatusError) and any(c.reason == "NamespaceTerminating" for c in exc.causes)

@@ -1,66 +1,13 @@
-"""What the DaemonSet controller remembers between syncs: the pod creations and deletions it is
-still waiting to see (upstream controller.ControllerExpectations) and the back-off for replacing
-daemon pods that keep failing on a node (client-go flowcontrol.Backoff).
-
-Expectations are why a DaemonSet never double-creates: after asking for N pods it does not manage
-that DaemonSet again until its informer has shown it N pod additions (or the expectations
-expire after five minutes, in case a watch event was lost).
+"""What the DaemonSet controller remembers between syncs besides its expectations (those are the
+shared expectations.py): the back-off for replacing daemon pods that keep failing on a node
+(client-go flowcontrol.Backoff).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXPECTATIONS_TTL", "Expectations", "FailedPodBackoff"]
-
-# controller.ExpectationsTimeout
-EXPECTATIONS_TTL = 300.0
-
-
-@dataclass
-class _Expectation:
-    add: int
-    delete: int
-    at: float
-
-
-class Expectations:
-    """Per-key counts of pending creations and deletions, timestamped with a monotonic clock."""
-
-    def __init__(self, ttl: float = EXPECTATIONS_TTL) -> None:
-        self._ttl = ttl
-        self._items: dict[str, _Expectation] = {}
-
-    def set(self, key: str, add: int, delete: int, now: float) -> None:
-        self._items[key] = _Expectation(add, delete, now)
-
-    def lower(self, key: str, add: int, delete: int) -> None:
-        found = self._items.get(key)
-        if found is not None:
-            found.add -= add
-            found.delete -= delete
-
-    def creation_observed(self, key: str) -> None:
-        self.lower(key, 1, 0)
-
-    def deletion_observed(self, key: str) -> None:
-        self.lower(key, 0, 1)
-
-    def satisfied(self, key: str, now: float) -> bool:
-        """True when nothing is pending, the expectations expired, or none were ever set."""
-        found = self._items.get(key)
-        if found is None:
-            return True
-        if found.add <= 0 and found.delete <= 0:
-            return True
-        return now - found.at > self._ttl
-
-    def pending(self, key: str) -> tuple[int, int] | None:
-        found = self._items.get(key)
-        return None if found is None else (found.add, found.delete)
-
-    def forget(self, key: str) -> None:
-        self._items.pop(key, None)
+__all__ = ["FailedPodBackoff"]
 
 
 @dataclass

@@ -19,6 +19,18 @@ from typing import Any
 from controlplane.api import errors
 from controlplane.api.selectors import LabelSelector, label_selector_from_dict
 from controlplane.controllers import deployment_util as du
+from controlplane.controllers.controller_ref import (
+    CONTROLLER_INDEX,
+    ControllerRefManager,
+    OwnerKind,
+    controlled_or_orphaned,
+    controller_index,
+    owner_reference,
+    owners_to_sync_on_update,
+    recheck_deletion,
+    resolve_controller_ref,
+    selecting_owners,
+)
 from controlplane.controllers.deployment_rollout import (
     ScaleStep,
     cleanup_candidates,
@@ -31,25 +43,16 @@ from controlplane.controllers.deployment_rollout import (
     rolling_old_rs_steps,
     rollout_status,
 )
-from controlplane.controllers.podutil import controller_of
-from controlplane.controllers.replica_claim import (
-    CONTROLLER_INDEX,
-    ControllerRefManager,
-    OwnerKind,
-    controlled_or_orphaned,
-    controller_index,
-    owner_reference,
-    recheck_deletion,
-)
+from controlplane.controllers.podutil import controller_of, status_condition
 from controlplane.controllers.runtime import Controller
 from controlplane.controllers.runtime import resources as R
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["DeploymentController"]
 
 Obj = dict[str, Any]
 
 DEPLOYMENT_KIND = OwnerKind("apps/v1", "Deployment")
-NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 # How soon to look again when a progress deadline is less than a second away.
 _IMMINENT_DEADLINE_RECHECK = 0.1
 
@@ -75,10 +78,6 @@ def _rollback_to(d: Mapping[str, Any]) -> int | None:
     return du.go_atoi(raw)
 
 
-def _has_cause(exc: BaseException, cause: str) -> bool:
-    return isinstance(exc, errors.StatusError) and any(c.reason == cause for c in exc.causes)
-
-
 class DeploymentController(Controller):
     name = "deployment"
     event_source = "deployment-controller"
@@ -100,26 +99,10 @@ class DeploymentController(Controller):
         self.enqueue_obj(new if new is not None else old)
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any]) -> Obj | None:
-        if ref.get("kind") != DEPLOYMENT_KIND.kind:
-            return None
-        d = self.deployments.get(f"{namespace}/{ref.get('name')}")
-        if d is None or d["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return d
+        return resolve_controller_ref(self.deployments, namespace, ref, DEPLOYMENT_KIND.kind)
 
     def _deployments_selecting(self, rs: Mapping[str, Any]) -> list[Obj]:
-        meta = rs.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        found = []
-        for d in self.deployments.list(meta.get("namespace") or ""):
-            try:
-                selector = _selector(d)
-            except errors.StatusError:
-                continue
-            if selector.empty or not selector.matches(labels):
-                continue
-            found.append(d)
-        return found
+        return selecting_owners(self.deployments, rs, _selector)
 
     def _on_replica_set(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "DELETED":
@@ -143,17 +126,8 @@ class DeploymentController(Controller):
             return
         if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
             return
-        cur_ref, old_ref = controller_of(new), controller_of(old)
-        ref_changed = cur_ref != old_ref
-        if ref_changed and old_ref is not None:
-            self.enqueue_obj(self._resolve(namespace, old_ref))
-        if cur_ref is not None:
-            self.enqueue_obj(self._resolve(namespace, cur_ref))
-            return
-        labels_changed = (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {})
-        if labels_changed or ref_changed:
-            for d in self._deployments_selecting(new):
-                self.enqueue_obj(d)
+        for d in owners_to_sync_on_update(self._resolve, self._deployments_selecting, old, new).owners:
+            self.enqueue_obj(d)
 
     def _replica_set_gone(self, rs: Obj) -> None:
         ref = controller_of(rs)
@@ -171,8 +145,8 @@ class DeploymentController(Controller):
         pod_ref = controller_of(pod)
         if pod_ref is None or pod_ref.get("kind") != "ReplicaSet":
             return
-        rs = self.replica_sets.get(f"{namespace}/{pod_ref.get('name')}")
-        if rs is None or rs["metadata"].get("uid") != pod_ref.get("uid"):
+        rs = resolve_controller_ref(self.replica_sets, namespace, pod_ref, "ReplicaSet")
+        if rs is None:
             return
         rs_ref = controller_of(rs)
         d = self._resolve(namespace, rs_ref) if rs_ref is not None else None
@@ -306,7 +280,7 @@ class DeploymentController(Controller):
                 d, du.annotations_of(rs_copy).get(du.REVISION_ANNOTATION, "")
             )
             status = d.setdefault("status", {})
-            if du.has_progress_deadline(d) and du.get_condition(status, du.PROGRESSING) is None:
+            if du.has_progress_deadline(d) and status_condition(status, du.PROGRESSING) is None:
                 msg = f'Found new replica set "{du.name_of(rs_copy)}"'
                 du.set_condition(
                     status, du.new_condition(du.PROGRESSING, "True", du.FOUND_NEW_RS_REASON, msg, now)
@@ -387,7 +361,7 @@ class DeploymentController(Controller):
                 )
                 raise
         except errors.StatusError as exc:
-            if _has_cause(exc, NAMESPACE_TERMINATING_CAUSE):
+            if namespace_terminating(exc):
                 raise
             msg = f'Failed to create new replica set "{rs_name}": {exc}'
             if du.has_progress_deadline(d):

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from controlplane.controllers import deployment_util as du
-from controlplane.controllers.podutil import parse_time
+from controlplane.controllers.podutil import is_pod_terminal, parse_time, status_condition
 
 __all__ = [
     "ScaleStep",
@@ -194,7 +194,7 @@ def old_pods_running(
         if new_rs is not None and rs_uid == new_uid:
             continue
         for pod in pods:
-            if (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded"):
+            if not is_pod_terminal(pod):
                 return True
     return False
 
@@ -252,7 +252,7 @@ def rollout_status(
     status = du.calculate_status(all_rss, new_rs, d, now)
     if not du.has_progress_deadline(d):
         du.remove_condition(status, du.PROGRESSING)
-    current = du.get_condition(d.get("status"), du.PROGRESSING)
+    current = status_condition(d.get("status"), du.PROGRESSING)
     complete_already = (
         int(status.get("replicas") or 0) == int(status.get("updatedReplicas") or 0)
         and current is not None
@@ -296,7 +296,7 @@ def progress_requeue_after(
 ) -> float | None:
     """requeueStuckDeployment: when to look again for a deadline that may pass without any event
     (None: no need; 0: at once)."""
-    current = du.get_condition(d.get("status"), du.PROGRESSING)
+    current = status_condition(d.get("status"), du.PROGRESSING)
     if not du.has_progress_deadline(d) or current is None:
         return None
     if du.deployment_complete(d, new_status) or current.get("reason") == du.TIMED_OUT_REASON:
@@ -317,7 +317,7 @@ def paused_condition_update(d: Mapping[str, Any], now: datetime) -> Obj | None:
     or None when nothing changes."""
     if not du.has_progress_deadline(d):
         return None
-    cond = du.get_condition(d.get("status"), du.PROGRESSING)
+    cond = status_condition(d.get("status"), du.PROGRESSING)
     if cond is not None and cond.get("reason") == du.TIMED_OUT_REASON:
         return None
     paused_exists = cond is not None and cond.get("reason") == du.PAUSED_DEPLOY_REASON

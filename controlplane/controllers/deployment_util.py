@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from functools import cmp_to_key
 from typing import Any
 
-from controlplane.controllers.podutil import controller_of, parse_time
+from controlplane.controllers.hashutil import fnv32a, safe_encode_string
+from controlplane.controllers.podutil import controller_of, parse_time, status_condition
 from controlplane.controllers.runtime import rfc3339
 
 __all__ = [
@@ -32,9 +33,7 @@ __all__ = [
     "REVISION_HISTORY_ANNOTATION",
     "compute_hash",
     "equal_ignore_hash",
-    "fnv32a",
     "resolve_fenceposts",
-    "safe_encode_string",
     "scaled_value",
 ]
 
@@ -195,23 +194,6 @@ def max_surge(d: Mapping[str, Any]) -> int:
 
 
 # --- the pod-template-hash -------------------------------------------------------------------------
-
-_FNV32_OFFSET = 0x811C9DC5
-_FNV32_PRIME = 0x01000193
-_SAFE_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def fnv32a(data: bytes, seed: int = _FNV32_OFFSET) -> int:
-    h = seed
-    for byte in data:
-        h ^= byte
-        h = (h * _FNV32_PRIME) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode_string(text: str) -> str:
-    """rand.SafeEncodeString: each byte mapped into an alphabet without vowels or look-alikes."""
-    return "".join(_SAFE_ALPHANUMS[b % len(_SAFE_ALPHANUMS)] for b in text.encode())
 
 
 def semantic(value: Any) -> Any:
@@ -605,17 +587,10 @@ def new_condition(type_: str, status: str, reason: str, message: str, now: datet
     }
 
 
-def get_condition(status: Mapping[str, Any] | None, type_: str) -> Obj | None:
-    for cond in (status or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return dict(cond)
-    return None
-
-
 def set_condition(status: Obj, cond: Obj) -> None:
     """SetDeploymentCondition: same status and reason is no change; same status keeps the
     transition time; the condition moves to the end of the list."""
-    current = get_condition(status, cond["type"])
+    current = status_condition(status, cond["type"])
     if (
         current is not None
         and current.get("status") == cond["status"]
@@ -748,7 +723,7 @@ def deployment_progressing(d: Mapping[str, Any], new: Mapping[str, Any]) -> bool
 def deployment_timed_out(d: Mapping[str, Any], new: Mapping[str, Any], now: datetime) -> bool:
     if not has_progress_deadline(d):
         return False
-    cond = get_condition(new, PROGRESSING)
+    cond = status_condition(new, PROGRESSING)
     if cond is None:
         return False
     if cond.get("reason") == NEW_RS_AVAILABLE_REASON:

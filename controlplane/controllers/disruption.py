@@ -24,7 +24,14 @@ from typing import Any
 
 from controlplane.api import errors, selectors
 from controlplane.client import ResourcePath
-from controlplane.controllers.podutil import condition, controller_of, is_pod_ready, parse_time
+from controlplane.controllers.podutil import (
+    condition,
+    controller_of,
+    is_pod_ready,
+    is_pod_terminal,
+    parse_time,
+    status_condition,
+)
 from controlplane.controllers.runtime import Controller, R, key_of, rfc3339, split_key
 
 __all__ = [
@@ -170,7 +177,7 @@ def update_disruption_allowed_condition(status: dict[str, Any], now: datetime) -
 
 def conditions_up_to_date(pdb: Obj) -> bool:
     status = pdb.get("status") or {}
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), None)
+    cond = status_condition(status, "DisruptionAllowed")
     if cond is None:
         return False
     if int(status.get("observedGeneration") or 0) != int((pdb.get("metadata") or {}).get("generation") or 0):
@@ -188,7 +195,7 @@ def stale_disruption_wait(pod: Obj, now: datetime) -> float | None:
     cond = condition(pod, "DisruptionTarget")
     if cond is None or cond.get("status") != "True" or cond.get("reason") == "TerminationByKubelet":
         return None
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+    if is_pod_terminal(pod):
         return None
     since = parse_time(cond.get("lastTransitionTime")) or now
     return max(STALE_POD_DISRUPTION_TIMEOUT - (now - since).total_seconds(), 0.0)

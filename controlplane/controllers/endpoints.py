@@ -24,32 +24,23 @@ from controlplane.controllers.endpoints_subsets import (
     truncate,
 )
 from controlplane.controllers.endpointslice_util import (
-    LAST_CHANGE_TRIGGER_TIME,
+    HEADLESS_LABEL,
     TriggerTimeTracker,
-    pod_service_memberships,
-    rfc3339nano,
-    selector_of,
-    services_to_update_on_pod_change,
+    is_service_ip_set,
+    managed_selector,
+    selected_pods,
+    services_for_pod_event,
+    set_trigger_time,
 )
 from controlplane.controllers.runtime import Controller, R, key_of, split_key
+from controlplane.controllers.status_causes import namespace_terminating
 
-__all__ = ["HEADLESS_LABEL", "EndpointsController"]
+__all__ = ["EndpointsController"]
 
 Obj = Mapping[str, Any]
 
-HEADLESS_LABEL = "service.kubernetes.io/headless"
 # Set on the Endpoints that old leader election used; they have no Service and must survive.
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
-
-
-def _matches(selector: Mapping[str, str], pod: Obj) -> bool:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _is_service_ip_set(service: Obj) -> bool:
-    cluster_ip = (service.get("spec") or {}).get("clusterIP") or ""
-    return cluster_ip not in ("", "None")
 
 
 class EndpointsController(Controller):
@@ -69,16 +60,7 @@ class EndpointsController(Controller):
         self.endpoints.add_handler(self._on_endpoints)
 
     def _on_pod(self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        pod = new if new is not None else old
-        if pod is None:
-            return
-        services = self.services.list(str(pod["metadata"].get("namespace", "")))
-        if event == "MODIFIED" and old is not None and new is not None:
-            keys = services_to_update_on_pod_change(services, old, new)
-        else:
-            # Added, or deleted: the Services the pod was a member of.
-            keys = pod_service_memberships(services, old if event == "DELETED" and old else pod)
-        for key in keys:
+        for key in services_for_pod_event(self.services.list, event, old, new):
             self.enqueue_after(key, self.batch)
 
     def _on_endpoints(self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -101,14 +83,11 @@ class EndpointsController(Controller):
                 await self.ctx.client.delete(R.ENDPOINTS, name, namespace)
             self.tracker.delete_service(key)
             return None
-        spec = service.get("spec") or {}
-        if spec.get("type") == "ExternalName":
-            return None
-        selector = selector_of(service)
+        selector = managed_selector(service)
         if selector is None:
             return None
 
-        pods = [p for p in self.pods.list(namespace) if _matches(selector, p)]
+        pods = selected_pods(selector, self.pods.list(namespace))
         trigger = self.tracker.compute(service, pods)
         subsets, _ready, _not_ready = desired_subsets(service, pods)
 
@@ -135,16 +114,13 @@ class EndpointsController(Controller):
                 return None
 
         annotations = dict(meta.get("annotations") or {})
-        if trigger is not None:
-            annotations[LAST_CHANGE_TRIGGER_TIME] = rfc3339nano(trigger)
-        else:
-            annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
+        set_trigger_time(annotations, trigger)
         if truncate(subsets):
             annotations[OVER_CAPACITY] = TRUNCATED
         else:
             annotations.pop(OVER_CAPACITY, None)
         labels = dict(service_labels)
-        if not _is_service_ip_set(service):
+        if not is_service_ip_set(service):
             labels[HEADLESS_LABEL] = ""
         else:
             labels.pop(HEADLESS_LABEL, None)
@@ -160,7 +136,7 @@ class EndpointsController(Controller):
             else:
                 await self.ctx.client.request("PUT", R.ENDPOINTS.url(namespace, name), body=base)
         except errors.Forbidden as exc:
-            if create and _namespace_terminating(exc):
+            if create and namespace_terminating(exc):
                 return None  # creates keep failing in a terminating namespace: drop the key
             self._record_failure(base, service, create, exc)
             raise
@@ -187,7 +163,3 @@ class EndpointsController(Controller):
                 "FailedToUpdateEndpoint",
                 f"Failed to update endpoint {ns}/{name}: {exc.message}",
             )
-
-
-def _namespace_terminating(exc: errors.StatusError) -> bool:
-    return any(cause.reason == "NamespaceTerminating" for cause in exc.causes)

@@ -16,6 +16,7 @@ from typing import Any
 from controlplane.controllers.endpointslice_util import (
     find_port,
     is_ipv6,
+    pod_target_ref,
     should_pod_be_in_endpoints,
     should_set_hostname,
     stable_hash,
@@ -65,17 +66,11 @@ def pod_address(service: Obj, pod: Obj) -> dict[str, Any] | None:
     ip = next((candidate for candidate in ips if is_ipv6(candidate) == want_v6), "")
     if not ip:
         return None
-    meta = pod.get("metadata") or {}
     address: dict[str, Any] = {"ip": ip}
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         address["nodeName"] = node
-    address["targetRef"] = {
-        "kind": "Pod",
-        "namespace": meta.get("namespace", ""),
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-    }
+    address["targetRef"] = pod_target_ref(pod)
     return address
 
 

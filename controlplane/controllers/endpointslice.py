@@ -21,14 +21,14 @@ from controlplane.controllers.endpointslice_reconciler import (
     reconcile,
 )
 from controlplane.controllers.endpointslice_util import (
-    LAST_CHANGE_TRIGGER_TIME,
     TriggerTimeTracker,
-    pod_service_memberships,
-    rfc3339nano,
-    selector_of,
-    services_to_update_on_pod_change,
+    managed_selector,
+    selected_pods,
+    services_for_pod_event,
+    set_trigger_time,
 )
 from controlplane.controllers.runtime import Controller, R, key_of, split_key
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["EndpointSliceController", "EndpointSliceTracker"]
 
@@ -116,11 +116,6 @@ def _uid(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("uid", ""))
 
 
-def _matches(selector: Mapping[str, str], pod: Obj) -> bool:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def _managed(endpoint_slice: Obj | None) -> bool:
     labels = ((endpoint_slice or {}).get("metadata") or {}).get("labels") or {}
     return labels.get(LABEL_MANAGED_BY) == MANAGED_BY
@@ -146,15 +141,7 @@ class EndpointSliceController(Controller):
         self.slices.add_handler(self._on_slice)
 
     def _on_pod(self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        pod = new if new is not None else old
-        if pod is None:
-            return
-        services = self.services.list(str(pod["metadata"].get("namespace", "")))
-        if event == "MODIFIED" and old is not None and new is not None:
-            keys = services_to_update_on_pod_change(services, old, new)
-        else:
-            keys = pod_service_memberships(services, old if event == "DELETED" and old else pod)
-        for key in keys:
+        for key in services_for_pod_event(self.services.list, event, old, new):
             self.enqueue_after(key, self.batch)
 
     def _queue_for_slice(self, endpoint_slice: Obj) -> None:
@@ -190,14 +177,11 @@ class EndpointSliceController(Controller):
             self.triggers.delete_service(key)
             self.tracker.delete_service(key)
             return None  # the slices go with the Service through their owner reference
-        spec = service.get("spec") or {}
-        if spec.get("type") == "ExternalName":
-            return None
-        selector = selector_of(service)
+        selector = managed_selector(service)
         if selector is None:
             return None
 
-        pods = [p for p in self.pods.list(namespace) if _matches(selector, p)]
+        pods = selected_pods(selector, self.pods.list(namespace))
         slices = [
             s
             for s in self.slices.list(namespace)
@@ -254,7 +238,7 @@ class EndpointSliceController(Controller):
                 try:
                     created = await client.create(R.ENDPOINTSLICES, endpoint_slice, namespace)
                 except errors.Forbidden as exc:
-                    if any(c.reason == "NamespaceTerminating" for c in exc.causes):
+                    if namespace_terminating(exc):
                         return
                     raise
                 self.tracker.update(created)
@@ -274,8 +258,5 @@ class EndpointSliceController(Controller):
 def _annotate(endpoint_slice: dict[str, Any], trigger: Any) -> None:
     meta = endpoint_slice.setdefault("metadata", {})
     annotations = dict(meta.get("annotations") or {})
-    if trigger is not None:
-        annotations[LAST_CHANGE_TRIGGER_TIME] = rfc3339nano(trigger)
-    else:
-        annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
+    set_trigger_time(annotations, trigger)
     meta["annotations"] = annotations

@@ -18,14 +18,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.controllers.controller_ref import OwnerKind, owner_reference
 from controlplane.controllers.endpointslice_util import (
+    HEADLESS_LABEL,
     find_port,
     is_ipv6,
+    is_service_ip_set,
+    pod_target_ref,
     should_pod_be_in_endpoints,
     should_set_hostname,
     stable_hash,
 )
-from controlplane.controllers.podutil import controller_ref, is_pod_ready
+from controlplane.controllers.podutil import is_pod_ready
 
 __all__ = [
     "LABEL_MANAGED_BY",
@@ -45,9 +49,9 @@ NodeLookup = Callable[[str], Obj | None]
 LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "endpointslice-controller.k8s.io"
-HEADLESS_LABEL = "service.kubernetes.io/headless"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 _RESERVED = (LABEL_SERVICE_NAME, LABEL_MANAGED_BY, HEADLESS_LABEL)
+SERVICE_KIND = OwnerKind("v1", "Service")
 
 
 @dataclass
@@ -111,12 +115,7 @@ def _pod_to_endpoint(pod: Obj, node: Obj | None, service: Obj, address_type: str
     }
     if should_set_hostname(pod, service):
         endpoint["hostname"] = pod["spec"]["hostname"]
-    endpoint["targetRef"] = {
-        "kind": "Pod",
-        "namespace": meta.get("namespace", ""),
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-    }
+    endpoint["targetRef"] = pod_target_ref(pod)
     node_name = (pod.get("spec") or {}).get("nodeName")
     if node_name:
         endpoint["nodeName"] = node_name
@@ -195,11 +194,6 @@ def owned_by(endpoint_slice: Obj, service: Obj) -> bool:
     )
 
 
-def _is_service_ip_set(service: Obj) -> bool:
-    cluster_ip = (service.get("spec") or {}).get("clusterIP") or ""
-    return cluster_ip not in ("", "None")
-
-
 def slice_labels(endpoint_slice: Obj, service: Obj, controller_name: str) -> tuple[dict[str, str], bool]:
     """Upstream setEndpointSliceLabels: the Service's labels plus the reserved ones, and whether
     the slice's copy of the Service labels differs."""
@@ -212,7 +206,7 @@ def slice_labels(endpoint_slice: Obj, service: Obj, controller_name: str) -> tup
         k: v for k, v in ((service.get("metadata") or {}).get("labels") or {}).items() if k not in _RESERVED
     }
     changed = current != wanted
-    if not _is_service_ip_set(service):
+    if not is_service_ip_set(service):
         wanted[HEADLESS_LABEL] = ""
     wanted[LABEL_SERVICE_NAME] = str((service.get("metadata") or {}).get("name", ""))
     wanted[LABEL_MANAGED_BY] = controller_name
@@ -227,7 +221,7 @@ def _prefix(service_name: str) -> str:
 
 def new_slice(service: Obj, ports: list[dict[str, Any]], address_type: str, controller_name: str) -> Slice:
     meta = service.get("metadata") or {}
-    owner = controller_ref({**service, "apiVersion": "v1", "kind": "Service"})
+    owner = owner_reference(service, SERVICE_KIND)
     endpoint_slice: Slice = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,14 +18,21 @@ from controlplane.controllers.podutil import condition, is_pod_ready, is_pod_ter
 from controlplane.controllers.runtime import key_of
 
 __all__ = [
+    "HEADLESS_LABEL",
     "LAST_CHANGE_TRIGGER_TIME",
     "TriggerTimeTracker",
     "find_port",
     "is_ipv6",
+    "is_service_ip_set",
+    "managed_selector",
     "pod_service_memberships",
+    "pod_target_ref",
     "rfc3339nano",
+    "selected_pods",
     "selector_of",
+    "services_for_pod_event",
     "services_to_update_on_pod_change",
+    "set_trigger_time",
     "should_pod_be_in_endpoints",
     "should_set_hostname",
     "stable_hash",
@@ -34,6 +41,8 @@ __all__ = [
 Obj = Mapping[str, Any]
 
 LAST_CHANGE_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+# v1.IsHeadlessService: on the Endpoints and EndpointSlices of a Service without a cluster IP.
+HEADLESS_LABEL = "service.kubernetes.io/headless"
 
 
 def stable_hash(value: Any) -> str:
@@ -58,6 +67,31 @@ def is_ipv6(ip: str) -> bool:
         return False
 
 
+def is_service_ip_set(service: Obj) -> bool:
+    """helper.IsServiceIPSet: a cluster IP that is neither unset nor "None" (headless)."""
+    cluster_ip = (service.get("spec") or {}).get("clusterIP") or ""
+    return cluster_ip not in ("", "None")
+
+
+def set_trigger_time(annotations: dict[str, str], trigger: datetime | None) -> None:
+    """Stamp (or clear) the last-change-trigger-time annotation both controllers write."""
+    if trigger is not None:
+        annotations[LAST_CHANGE_TRIGGER_TIME] = rfc3339nano(trigger)
+    else:
+        annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
+
+
+def pod_target_ref(pod: Obj) -> dict[str, Any]:
+    """The ObjectReference an endpoint address points back to its pod with."""
+    meta = pod.get("metadata") or {}
+    return {
+        "kind": "Pod",
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+    }
+
+
 def selector_of(service: Obj) -> Mapping[str, str] | None:
     """A Service's selector, or None when it has none: a missing selector selects nothing (the
     Service's endpoints are managed by hand), while an empty one selects every pod."""
@@ -68,6 +102,19 @@ def selector_of(service: Obj) -> Mapping[str, str] | None:
 def _matches(selector: Mapping[str, str], labels: Mapping[str, str] | None) -> bool:
     labels = labels or {}
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def managed_selector(service: Obj) -> Mapping[str, str] | None:
+    """The selector of a Service whose endpoints the controllers manage: None for an
+    ExternalName Service (it gets no endpoints) and for one without a selector."""
+    if (service.get("spec") or {}).get("type") == "ExternalName":
+        return None
+    return selector_of(service)
+
+
+def selected_pods(selector: Mapping[str, str], pods: Iterable[Obj]) -> list[Obj]:
+    """The pods whose labels carry every key and value of a Service's selector."""
+    return [p for p in pods if _matches(selector, (p.get("metadata") or {}).get("labels"))]
 
 
 def pod_service_memberships(services: Iterable[Obj], pod: Obj) -> set[str]:
@@ -123,6 +170,21 @@ def services_to_update_on_pod_change(services: Iterable[Obj], old: Obj, new: Obj
         return current | previous
     # Only the labels changed: the Services the pod joined or left.
     return current ^ previous
+
+
+def services_for_pod_event(
+    services_in: Callable[[str], Iterable[Obj]], event: str, old: Obj | None, new: Obj | None
+) -> set[str]:
+    """Keys of the Services a pod event concerns (upstream addPod, updatePod and deletePod of both
+    controllers): an added pod's Services, a deleted pod's last ones, and for an update
+    GetServicesToUpdateOnPodChange. `services_in` lists a namespace's Services."""
+    pod = new if new is not None else old
+    if pod is None:
+        return set()
+    services = services_in(str((pod.get("metadata") or {}).get("namespace", "")))
+    if event == "MODIFIED" and old is not None and new is not None:
+        return services_to_update_on_pod_change(services, old, new)
+    return pod_service_memberships(services, old if event == "DELETED" and old else pod)
 
 
 def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:

@@ -43,6 +43,21 @@ class Node:
     finalizers: list[str]
     deleting: bool
 
+    @classmethod
+    def of(cls, rp: ResourcePath, obj: dict[str, Any]) -> Node:
+        """The graph node of an object as read from the API (cache or live)."""
+        meta = obj.get("metadata", {})
+        return cls(
+            rp=rp,
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta["uid"],
+            resource_version=meta.get("resourceVersion", ""),
+            owners=list(meta.get("ownerReferences") or []),
+            finalizers=list(meta.get("finalizers") or []),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
 
 @dataclass
 class _Graph:
@@ -133,17 +148,7 @@ class GarbageCollector(Controller):
         return found
 
     def _observe(self, rp: ResourcePath, obj: dict[str, Any]) -> Node:
-        meta = obj.get("metadata", {})
-        node = Node(
-            rp=rp,
-            namespace=meta.get("namespace", ""),
-            name=meta["name"],
-            uid=meta["uid"],
-            resource_version=meta.get("resourceVersion", ""),
-            owners=list(meta.get("ownerReferences") or []),
-            finalizers=list(meta.get("finalizers") or []),
-            deleting=bool(meta.get("deletionTimestamp")),
-        )
+        node = Node.of(rp, obj)
         self._graph.upsert(node)
         if node.owners or (node.deleting and {ORPHAN, FOREGROUND} & set(node.finalizers)):
             self.enqueue(node.uid)
@@ -258,19 +263,9 @@ class GarbageCollector(Controller):
             owner = await self.ctx.client.get(rp, str(ref.get("name", "")), namespace)
         except errors.NotFound:
             return None
-        meta = owner.get("metadata", {})
-        if meta.get("uid") != ref.get("uid"):
+        if owner.get("metadata", {}).get("uid") != ref.get("uid"):
             return None
-        return Node(
-            rp=rp,
-            namespace=meta.get("namespace", ""),
-            name=meta["name"],
-            uid=meta["uid"],
-            resource_version=meta.get("resourceVersion", ""),
-            owners=list(meta.get("ownerReferences") or []),
-            finalizers=list(meta.get("finalizers") or []),
-            deleting=bool(meta.get("deletionTimestamp")),
-        )
+        return Node.of(rp, owner)
 
     async def _patch_owner_refs(self, node: Node, remaining: list[dict[str, Any]]) -> None:
         ops: list[dict[str, Any]] = [

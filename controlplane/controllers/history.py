@@ -17,10 +17,8 @@ revision of the same data gets upstream's very name (checked against upstream's 
 fixture). ComputeHash hashes go-spew's dump of the Go struct upstream, which has no JSON
 equivalent: DaemonSet hashes are upstream-shaped, not upstream-equal.
 
-Ownership follows upstream's ControllerRefManager: an orphan that matches the owner's selector is
-adopted unless the owner (freshly read) is being deleted; an owned object that stopped matching is
-released. Both are strategic merge patches on `metadata.ownerReferences` keyed by uid, carrying the
-object's own uid as a precondition.
+Claiming revisions and pods by selector is controller_ref's ControllerRefManager, as for every
+other owner.
 """
 
 from __future__ import annotations
@@ -28,43 +26,31 @@ from __future__ import annotations
 import copy
 import json
 import struct
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.api.selectors import LabelSelector
-from controlplane.client import Client, ResourcePath
-from controlplane.controllers.podutil import controller_of
+from controlplane.client import Client
+from controlplane.controllers.hashutil import fnv32, fnv32a, safe_encode_string
 from controlplane.controllers.runtime import resources as R
 
 __all__ = [
     "CONTROLLER_REVISION_HASH_LABEL",
     "REVISION_HASH_LABEL",
-    "STRATEGIC_MERGE",
-    "Claim",
-    "adopt",
     "apply_revision",
-    "claim",
     "compute_hash",
     "controller_revision_name",
     "create_controller_revision",
     "equal_revision",
     "find_equal_revisions",
-    "fnv32",
-    "fnv32a",
     "go_json",
     "hash_controller_revision",
     "max_revision",
     "new_controller_revision",
     "next_revision",
-    "owner_reference",
-    "plan_claim",
     "prune_old_history",
     "prune_unlive_history",
-    "release",
     "revision_number",
-    "safe_encode_string",
     "sort_revisions",
     "template_patch",
     "update_revision_number",
@@ -77,12 +63,7 @@ CONTROLLER_REVISION_HASH_LABEL = "controller.kubernetes.io/hash"
 # apps.ControllerRevisionHashLabelKey (= DefaultDaemonSetUniqueLabelKey = StatefulSetRevisionLabel):
 # on pods, the revision they were made from; on DaemonSet revisions, their template hash.
 REVISION_HASH_LABEL = "controller-revision-hash"
-STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
-# k8s.io/apimachinery/pkg/util/rand: no vowels, so no words.
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-_FNV_OFFSET = 0x811C9DC5
-_FNV_PRIME = 0x01000193
 _MAX_COLLISIONS = 64
 
 
@@ -114,28 +95,6 @@ def go_json(value: Any) -> bytes:
     return text.encode()
 
 
-def fnv32(data: bytes) -> int:
-    """FNV-1, 32 bits (Go's hash/fnv New32)."""
-    h = _FNV_OFFSET
-    for byte in data:
-        h = (h * _FNV_PRIME) & 0xFFFFFFFF
-        h ^= byte
-    return h
-
-
-def fnv32a(data: bytes) -> int:
-    """FNV-1a, 32 bits (Go's hash/fnv New32a)."""
-    h = _FNV_OFFSET
-    for byte in data:
-        h ^= byte
-        h = (h * _FNV_PRIME) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode_string(text: str) -> str:
-    return "".join(_ALPHANUMS[ord(ch) % len(_ALPHANUMS)] for ch in text)
-
-
 def controller_revision_name(prefix: str, hash_: str) -> str:
     """`<prefix>-<hash>`, the prefix cut to 223 bytes so the name stays within 253."""
     return f"{prefix[:223]}-{hash_}"
@@ -159,19 +118,6 @@ def compute_hash(template: Any, collision_count: int | None) -> str:
 
 
 # --- revision documents -----------------------------------------------------------------------
-
-
-def owner_reference(owner: Mapping[str, Any], api_version: str, kind: str) -> Obj:
-    """metav1.NewControllerRef."""
-    meta = owner.get("metadata") or {}
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def template_patch(owner: Mapping[str, Any]) -> Obj:
@@ -354,105 +300,3 @@ async def update_revision_number(client: Client, revision: Obj, new_revision: in
             clone = await client.get(R.CONTROLLERREVISIONS, meta["name"], meta.get("namespace"))
             meta = clone["metadata"]
     return clone
-
-
-# --- ownership (ControllerRefManager) ---------------------------------------------------------
-
-
-@dataclass
-class Claim:
-    owned: list[Obj] = field(default_factory=list)
-    adopt: list[Obj] = field(default_factory=list)
-    release: list[Obj] = field(default_factory=list)
-
-
-def plan_claim(
-    owner: Mapping[str, Any],
-    selector: LabelSelector,
-    objects: Iterable[Obj],
-    accept: Callable[[Obj], bool] | None = None,
-) -> Claim:
-    """ClaimObject for each object: ours and matching -> owned; ours and no longer matching ->
-    release (unless the owner is being deleted); an orphan that matches, is not being deleted and
-    lives in the owner's namespace -> adopt (unless the owner is being deleted); others' -> ignored."""
-    meta = owner.get("metadata") or {}
-    uid = meta.get("uid")
-    namespace = meta.get("namespace") or ""
-    owner_deleting = bool(meta.get("deletionTimestamp"))
-    result = Claim()
-    for obj in objects:
-        obj_meta = obj.get("metadata") or {}
-        matches = selector.matches(obj_meta.get("labels") or {}) and (accept is None or accept(obj))
-        ref = controller_of(obj)
-        if ref is not None:
-            if ref.get("uid") != uid:
-                continue
-            if matches:
-                result.owned.append(obj)
-            elif not owner_deleting:
-                result.release.append(obj)
-            continue
-        if owner_deleting or not matches or obj_meta.get("deletionTimestamp"):
-            continue
-        if namespace and obj_meta.get("namespace", "") != namespace:
-            continue
-        result.adopt.append(obj)
-    return result
-
-
-async def adopt(client: Client, rp: ResourcePath, owner_ref: Obj, obj: Mapping[str, Any]) -> Obj:
-    meta = obj.get("metadata") or {}
-    patch = {"metadata": {"ownerReferences": [owner_ref], "uid": meta.get("uid", "")}}
-    return await client.patch(
-        rp, str(meta.get("name")), patch, meta.get("namespace"), patch_type=STRATEGIC_MERGE
-    )
-
-
-async def release(client: Client, rp: ResourcePath, owner_uid: str, obj: Mapping[str, Any]) -> Obj | None:
-    """Drop the owner's reference; an object already gone or no longer ours is not an error."""
-    meta = obj.get("metadata") or {}
-    patch = {
-        "metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": meta.get("uid", "")}
-    }
-    try:
-        return await client.patch(
-            rp, str(meta.get("name")), patch, meta.get("namespace"), patch_type=STRATEGIC_MERGE
-        )
-    except (errors.NotFound, errors.Invalid):
-        return None
-
-
-async def claim(
-    client: Client,
-    rp: ResourcePath,
-    owner: Mapping[str, Any],
-    owner_ref: Obj,
-    selector: LabelSelector,
-    objects: Iterable[Obj],
-    can_adopt: Callable[[], Awaitable[None]],
-    accept: Callable[[Obj], bool] | None = None,
-) -> list[Obj]:
-    """Claim `objects` for `owner`: returns those it owns afterwards. `can_adopt` raises when
-    the owner must not adopt (upstream's RecheckDeletionTimestamp: a live read finds it gone or
-    being deleted); it is called once, and only when there is something to adopt."""
-    plan = plan_claim(owner, selector, objects, accept)
-    claimed = list(plan.owned)
-    failures: list[errors.StatusError] = []
-    owner_uid = str((owner.get("metadata") or {}).get("uid", ""))
-    for obj in plan.release:
-        try:
-            await release(client, rp, owner_uid, obj)
-        except errors.StatusError as exc:
-            failures.append(exc)
-    if plan.adopt:
-        await can_adopt()
-        for obj in plan.adopt:
-            try:
-                claimed.append(await adopt(client, rp, owner_ref, obj))
-            except errors.NotFound:
-                continue
-            except errors.StatusError as exc:
-                failures.append(exc)
-    if failures:
-        raise failures[0]
-    return claimed

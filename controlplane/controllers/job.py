@@ -24,7 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 from controlplane.api import errors, selectors
-from controlplane.controllers.job_expectations import Expectations, UIDTrackingExpectations
+from controlplane.controllers.controller_ref import OwnerKind, adopt, owner_reference, release
+from controlplane.controllers.expectations import ControllerExpectations
+from controlplane.controllers.job_expectations import UIDTrackingExpectations
 from controlplane.controllers.job_indexes import (
     COMPLETION_INDEX_ANNOTATION,
     UNKNOWN_INDEX,
@@ -65,8 +67,10 @@ from controlplane.controllers.job_status import (
     status_for_write,
     want_active,
 )
+from controlplane.controllers.pod_control import create_pod, delete_pod
 from controlplane.controllers.podutil import controller_of, is_pod_active, is_pod_ready, parse_time
 from controlplane.controllers.runtime import Controller, R, key_of, rfc3339, split_key
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["JobController"]
 
@@ -76,8 +80,8 @@ ORPHAN_POD_PREFIX = "orphan-pod:"
 MAX_UNCOUNTED_PODS = 500
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
 SLOW_START_INITIAL_BATCH_SIZE = 1
-NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JOB_KIND = OwnerKind("batch/v1", "Job")
 
 
 @dataclass
@@ -116,18 +120,6 @@ def _int_or(value: Any, default: int) -> int:
     return default if value is None else int(value)
 
 
-def _job_ref(job: Obj) -> dict[str, Any]:
-    meta = job["metadata"]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": meta["name"],
-        "uid": meta.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 class JobController(Controller):
     name = "job"
     event_source = "job-controller"
@@ -138,7 +130,7 @@ class JobController(Controller):
         self.batch_period = float(extra.get("job_sync_batch_period", 1.0))
         self.backoff_base = float(extra.get("job_pod_failure_backoff", 10.0))
         self.backoff_max = float(extra.get("job_pod_failure_backoff_max", 600.0))
-        self.expectations = Expectations(self.ctx.clock)
+        self.expectations = ControllerExpectations(self.ctx.clock)
         self.finalizer_expectations = UIDTrackingExpectations()
         self.backoff: dict[str, BackoffRecord] = {}
         self.jobs = self.ctx.informers.informer(R.JOBS)
@@ -544,40 +536,19 @@ class JobController(Controller):
 
     async def _adopt(self, job: Obj, pod: Obj) -> Obj | None:
         meta = pod["metadata"]
-        patch = {
-            "metadata": {
-                "ownerReferences": [_job_ref(job)],
-                "uid": meta.get("uid"),
-                "finalizers": [TRACKING_FINALIZER],
-            }
-        }
+        ref = owner_reference(job, JOB_KIND)
         try:
-            await self.ctx.client.patch(
-                R.PODS, meta["name"], patch, meta.get("namespace"), patch_type=STRATEGIC_MERGE_PATCH
-            )
+            await adopt(self.ctx.client, R.PODS, ref, pod, [TRACKING_FINALIZER])
         except errors.NotFound:
             return None
         adopted = copy.deepcopy(pod)
-        adopted["metadata"]["ownerReferences"] = [*(meta.get("ownerReferences") or []), _job_ref(job)]
+        adopted["metadata"]["ownerReferences"] = [*(meta.get("ownerReferences") or []), ref]
         if not has_tracking_finalizer(adopted):
             adopted["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), TRACKING_FINALIZER]
         return adopted
 
     async def _release(self, job: Obj, pod: Obj) -> None:
-        meta = pod["metadata"]
-        patch = {
-            "metadata": {
-                "ownerReferences": [{"$patch": "delete", "uid": _uid(job)}],
-                "uid": meta.get("uid"),
-                "$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER],
-            }
-        }
-        try:
-            await self.ctx.client.patch(
-                R.PODS, meta["name"], patch, meta.get("namespace"), patch_type=STRATEGIC_MERGE_PATCH
-            )
-        except (errors.NotFound, errors.Invalid):
-            return
+        await release(self.ctx.client, R.PODS, _uid(job), pod, [TRACKING_FINALIZER])
 
     def _new_finished_pods(self, sc: _Sync) -> tuple[list[Obj], list[Obj]]:
         """Finished pods not yet in the ledger nor counted (they still carry the finalizer)."""
@@ -703,9 +674,7 @@ class JobController(Controller):
             failed = 0
             for result in results:
                 if isinstance(result, BaseException):
-                    if isinstance(result, errors.StatusError) and any(
-                        c.reason == NAMESPACE_TERMINATING_CAUSE for c in result.causes
-                    ):
+                    if namespace_terminating(result):
                         continue  # every later create would fail the same way
                     if not isinstance(result, Exception):
                         raise result
@@ -743,7 +712,7 @@ class JobController(Controller):
                 "namespace": meta.get("namespace", ""),
                 "labels": labels,
                 "finalizers": list(template_meta.get("finalizers") or []),
-                "ownerReferences": [_job_ref(job)],
+                "ownerReferences": [owner_reference(job, JOB_KIND)],
             },
             "spec": pod_spec,
         }
@@ -751,26 +720,11 @@ class JobController(Controller):
             pod["metadata"]["annotations"] = annotations
         if not labels:
             raise ValueError("unable to create pods, no labels")
-        try:
-            created = await self.ctx.client.create(R.PODS, pod, meta.get("namespace"))
-        except errors.StatusError as exc:
-            if not any(c.reason == NAMESPACE_TERMINATING_CAUSE for c in exc.causes):
-                self.ctx.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {exc}")
-            raise
-        self.ctx.recorder.event(
-            job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-        )
+        await create_pod(self.ctx.client, self.ctx.recorder, job, pod, meta.get("namespace"))
 
     async def _delete_pod_api(self, job: Obj, pod: Obj) -> None:
         meta = pod["metadata"]
-        try:
-            await self.ctx.client.delete(R.PODS, meta["name"], meta.get("namespace"))
-        except errors.NotFound:
-            raise
-        except errors.StatusError as exc:
-            self.ctx.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {exc}")
-            raise
-        self.ctx.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        await delete_pod(self.ctx.client, self.ctx.recorder, job, meta["name"], meta.get("namespace"))
 
     async def _delete_active_pods(self, job: Obj, pods: list[Obj]) -> tuple[int, int, Exception | None]:
         """Delete the pods of a finishing Job, keeping their finalizers: they are counted (as

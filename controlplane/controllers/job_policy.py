@@ -78,31 +78,37 @@ def match_pod_failure_policy(policy: Obj | None, pod: Obj) -> PolicyMatch:
             if container is None:
                 continue
             code = int(((container.get("state") or {}).get("terminated") or {}).get("exitCode") or 0)
-            if action == "Ignore":
-                return PolicyMatch(None, False, "Ignore")
-            if action == "Count":
-                return PolicyMatch(None, True, "Count")
-            if action == "FailJob":
-                message = (
-                    f"Container {container.get('name')} for pod {meta.get('namespace')}/{meta.get('name')} "
-                    f"failed with exit code {code} matching FailJob rule at index {index}"
-                )
-                return PolicyMatch(message, True, "FailJob")
+            found = _rule_action(
+                action,
+                f"Container {container.get('name')} for pod {meta.get('namespace')}/{meta.get('name')} "
+                f"failed with exit code {code} matching FailJob rule at index {index}",
+            )
         elif rule.get("onPodConditions") is not None:
             cond = _matching_condition(status, rule["onPodConditions"])
             if cond is None:
                 continue
-            if action == "Ignore":
-                return PolicyMatch(None, False, "Ignore")
-            if action == "Count":
-                return PolicyMatch(None, True, "Count")
-            if action == "FailJob":
-                message = (
-                    f"Pod {meta.get('namespace')}/{meta.get('name')} has condition {cond.get('type')} "
-                    f"matching FailJob rule at index {index}"
-                )
-                return PolicyMatch(message, True, "FailJob")
+            found = _rule_action(
+                action,
+                f"Pod {meta.get('namespace')}/{meta.get('name')} has condition {cond.get('type')} "
+                f"matching FailJob rule at index {index}",
+            )
+        else:
+            continue
+        if found is not None:
+            return found
     return _NO_MATCH
+
+
+def _rule_action(action: Any, fail_message: str) -> PolicyMatch | None:
+    """What a matching rule's action decides; None for an action this controller does not
+    implement (FailIndex), which passes on to the next rule."""
+    if action == "Ignore":
+        return PolicyMatch(None, False, "Ignore")
+    if action == "Count":
+        return PolicyMatch(None, True, "Count")
+    if action == "FailJob":
+        return PolicyMatch(fail_message, True, "FailJob")
+    return None
 
 
 def _succeeded_indexes_rule_matches(rule_indexes: Intervals, succeeded: Intervals, count: int | None) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "clean_uncounted",
     "ensure_condition_status",
     "find_condition",
+    "finished_condition",
     "is_job_finished",
     "managed_by_external",
     "new_condition",
@@ -74,11 +75,16 @@ def ensure_condition_status(
     return False
 
 
+def finished_condition(job: Obj) -> dict[str, Any] | None:
+    """jobutil.FinishedCondition: the Complete or Failed condition that is True, if any."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
 def is_job_finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
+    return finished_condition(job) is not None
 
 
 def managed_by_external(job: Obj) -> str | None:

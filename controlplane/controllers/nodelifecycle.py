@@ -33,7 +33,6 @@ from controlplane.controllers.nodelifecycle_health import (
     ZoneState,
     add_or_update_taint,
     compute_zone_state,
-    get_condition,
     no_schedule_taints,
     remove_taints,
     taint_exists,
@@ -41,6 +40,7 @@ from controlplane.controllers.nodelifecycle_health import (
     try_update_node_health,
     zone_key,
 )
+from controlplane.controllers.podutil import status_condition
 from controlplane.controllers.runtime import Controller, R, rfc3339, split_key
 
 __all__ = ["NodeLifecycleController", "swap_node_taints"]
@@ -317,7 +317,7 @@ class NodeLifecycleController(Controller):
         node = self.nodes.get(value.value)
         if node is None:
             return True, 0.0
-        ready = get_condition(node.get("status"), "Ready")
+        ready = status_condition(node.get("status"), "Ready")
         if ready is None:
             return False, 0.05
         if ready.get("status") == "False":
@@ -454,7 +454,7 @@ class NodeLifecycleController(Controller):
         health = self.health.get(node_name)
         if health is None or self.nodes.get(node_name) is None:
             return None
-        ready = get_condition(health.status, "Ready")
+        ready = status_condition(health.status, "Ready")
         if ready is None or ready.get("status") == "True":
             return None
         if not await self.mark_pods_not_ready([dict(pod)], node_name):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from controlplane.controllers.podutil import parse_time
+from controlplane.controllers.podutil import parse_time, status_condition
 from controlplane.controllers.runtime import rfc3339
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "ZoneState",
     "add_or_update_taint",
     "compute_zone_state",
-    "get_condition",
     "no_schedule_taints",
     "remove_taints",
     "taint_exists",
@@ -74,13 +73,6 @@ class ZoneState:
 # -- conditions and health ------------------------------------------------------------------
 
 
-def get_condition(status: Obj | None, type_: str) -> dict[str, Any] | None:
-    for cond in (status or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return dict(cond)
-    return None
-
-
 @dataclass
 class NodeHealth:
     probe_timestamp: datetime
@@ -119,7 +111,7 @@ def try_update_node_health(
     status: dict[str, Any] = copied.setdefault("status", {})
     created = parse_time(copied.get("metadata", {}).get("creationTimestamp")) or now
     created_text = copied.get("metadata", {}).get("creationTimestamp") or rfc3339(now)
-    current_ready = get_condition(status, "Ready")
+    current_ready = status_condition(status, "Ready")
     health = saved
     if current_ready is None:
         # Never posted: pretend an Unknown condition from creation, with the startup grace.
@@ -140,7 +132,7 @@ def try_update_node_health(
         observed = dict(current_ready)
         grace = monitor_grace
 
-    saved_condition = get_condition(health.status, "Ready") if health is not None else None
+    saved_condition = status_condition(health.status, "Ready") if health is not None else None
     saved_lease = health.lease if health is not None else None
     if health is None or (saved_condition is None) != (current_ready is None):
         # First sight, or the Ready condition appeared or vanished: start counting from now.
@@ -186,7 +178,7 @@ def try_update_node_health(
                 cond["reason"] = "NodeStatusUnknown"
                 cond["message"] = "Kubelet stopped posting node status."
                 cond["lastTransitionTime"] = now_text
-        update.current_ready = get_condition(status, "Ready")
+        update.current_ready = status_condition(status, "Ready")
         if update.current_ready != observed:
             update.write = copied
             update.health_after_write = NodeHealth(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.controllers.podutil import condition, parse_time
+from controlplane.controllers.podutil import condition_is_true, is_pod_terminal, parse_time
 from controlplane.controllers.runtime import Controller, R, rfc3339
 
 __all__ = ["PodGCController", "oldest_terminated_beyond_threshold"]
@@ -48,11 +48,6 @@ def oldest_terminated_beyond_threshold(pods: Iterable[Obj], threshold: int) -> l
     if excess <= 0:
         return []
     return sorted(terminated, key=_by_creation)[:excess]
-
-
-def _node_ready(node: Obj) -> bool:
-    cond = condition(node, "Ready")
-    return cond is not None and cond.get("status") == "True"
 
 
 def _has_taint(node: Obj, key: str) -> bool:
@@ -100,7 +95,7 @@ class PodGCController(Controller):
             node = self.nodes.get(str((pod.get("spec") or {}).get("nodeName") or ""))
             if node is None:
                 continue
-            if not _node_ready(node) and _has_taint(node, OUT_OF_SERVICE_TAINT):
+            if not condition_is_true(node, "Ready") and _has_taint(node, OUT_OF_SERVICE_TAINT):
                 victims.append(pod)
         for pod in sorted(victims, key=_by_creation):
             await self._mark_failed_and_delete(pod)
@@ -161,7 +156,7 @@ class PodGCController(Controller):
         status: dict[str, Any] = {}
         if cond is not None:
             status["conditions"] = [cond]
-        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        if not is_pod_terminal(pod):
             status["phase"] = "Failed"
         try:
             if status:

@@ -1,5 +1,6 @@
-"""Small pure helpers about pods and owner references that several controllers share
-(upstream's k8s.io/kubernetes/pkg/api/v1/pod and controller_utils)."""
+"""Small pure helpers about pods, status conditions and controller references that several
+controllers share (upstream's k8s.io/kubernetes/pkg/api/v1/pod and controller_utils). Making
+controller references and claiming objects is controller_ref's."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any
 
 __all__ = [
     "condition",
+    "condition_is_true",
     "controller_of",
-    "controller_ref",
     "is_pod_active",
     "is_pod_available",
     "is_pod_ready",
     "is_pod_terminal",
     "parse_time",
+    "status_condition",
 ]
 
 Obj = Mapping[str, Any]
@@ -27,16 +29,26 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def condition(obj: Obj, type_: str) -> Mapping[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
+def status_condition(status: Obj | None, type_: str) -> dict[str, Any] | None:
+    """A copy of the status condition of that type (GetPodCondition, GetNodeCondition,
+    GetDeploymentCondition: they all look alike)."""
+    for cond in (status or {}).get("conditions") or []:
         if cond.get("type") == type_:
             return dict(cond)
     return None
 
 
-def is_pod_ready(pod: Obj) -> bool:
-    cond = condition(pod, "Ready")
+def condition(obj: Obj, type_: str) -> dict[str, Any] | None:
+    return status_condition(obj.get("status"), type_)
+
+
+def condition_is_true(obj: Obj, type_: str) -> bool:
+    cond = condition(obj, type_)
     return cond is not None and cond.get("status") == "True"
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    return condition_is_true(pod, "Ready")
 
 
 def is_pod_terminal(pod: Obj) -> bool:
@@ -57,19 +69,6 @@ def is_pod_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
         return True
     since = parse_time(cond.get("lastTransitionTime"))
     return since is not None and (now - since).total_seconds() >= min_ready_seconds
-
-
-def controller_ref(owner: Obj) -> dict[str, Any]:
-    """The ownerReference a controller puts on what it creates (controller and blockOwnerDeletion true)."""
-    meta = owner.get("metadata") or {}
-    return {
-        "apiVersion": owner.get("apiVersion", ""),
-        "kind": owner.get("kind", ""),
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def controller_of(obj: Obj) -> Mapping[str, Any] | None:

@@ -19,25 +19,30 @@ from typing import Any, ClassVar
 from controlplane.api import errors
 from controlplane.api.selectors import LabelSelector
 from controlplane.client import ResourcePath
-from controlplane.controllers.podutil import (
-    controller_of,
-    is_pod_active,
-    is_pod_available,
-    is_pod_ready,
-)
-from controlplane.controllers.replica_claim import (
+from controlplane.controllers.controller_ref import (
     CONTROLLER_INDEX,
     ControllerRefManager,
     OwnerKind,
     controlled_or_orphaned,
     controller_index,
     owner_reference,
+    owners_to_sync_on_update,
     recheck_deletion,
+    resolve_controller_ref,
+    selecting_owners,
 )
-from controlplane.controllers.replica_expectations import Expectations
+from controlplane.controllers.expectations import UIDTrackingControllerExpectations
+from controlplane.controllers.pod_control import FAILED_CREATE, FAILED_DELETE, create_pod, delete_pod
+from controlplane.controllers.podutil import (
+    controller_of,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+)
 from controlplane.controllers.replica_ranking import pods_to_delete
 from controlplane.controllers.runtime import Controller, key_of, rfc3339
 from controlplane.controllers.runtime import resources as R
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = [
     "BURST_REPLICAS",
@@ -54,12 +59,6 @@ Obj = dict[str, Any]
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH_SIZE = 1
 REPLICA_FAILURE = "ReplicaFailure"
-NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
-
-FAILED_CREATE = "FailedCreate"
-SUCCESSFUL_CREATE = "SuccessfulCreate"
-FAILED_DELETE = "FailedDelete"
-SUCCESSFUL_DELETE = "SuccessfulDelete"
 
 
 @dataclass(frozen=True)
@@ -199,10 +198,6 @@ def _pod_key(pod: Mapping[str, Any]) -> str:
     return key_of(pod)
 
 
-def _has_cause(exc: BaseException, cause: str) -> bool:
-    return isinstance(exc, errors.StatusError) and any(c.reason == cause for c in exc.causes)
-
-
 # --- the controller -----------------------------------------------------------------------------
 
 
@@ -218,7 +213,7 @@ class ReplicaManagerBase(Controller):
         raise NotImplementedError
 
     def setup(self) -> None:
-        self.expectations = Expectations(self.ctx.clock)
+        self.expectations = UIDTrackingControllerExpectations(self.ctx.clock)
         self.owners = self.ctx.informers.informer(self.managed.rp)
         self.pods = self.ctx.informers.informer(R.PODS)
         self.owners.add_indexer(CONTROLLER_INDEX, controller_index)
@@ -241,29 +236,12 @@ class ReplicaManagerBase(Controller):
         self.enqueue(key)
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any]) -> Obj | None:
-        if ref.get("kind") != self.managed.owner.kind:
-            return None
-        owner = self.owners.get(f"{namespace}/{ref.get('name')}" if namespace else str(ref.get("name")))
-        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return owner
+        return resolve_controller_ref(self.owners, namespace, ref, self.managed.owner.kind)
 
     def _selecting_owners(self, pod: Mapping[str, Any]) -> list[Obj]:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        if not labels:
-            return []
-        found = []
-        for owner in self.owners.list(meta.get("namespace") or ""):
-            try:
-                selector = self.selector_of(owner)
-            except errors.StatusError:
-                continue
-            # A nil or empty selector must match nothing here, never everything.
-            if selector.empty or not selector.matches(labels):
-                continue
-            found.append(owner)
-        return found
+        if not (pod.get("metadata") or {}).get("labels"):
+            return []  # upstream getPodReplicaSets: a pod without labels has no owners to find
+        return selecting_owners(self.owners, pod, self.selector_of)
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "ADDED" and new is not None:
@@ -303,26 +281,15 @@ class ReplicaManagerBase(Controller):
             if label_changed:
                 self._pod_deleted(old)
             return
-        namespace = cur["metadata"].get("namespace") or ""
-        cur_ref, old_ref = controller_of(cur), controller_of(old)
-        ref_changed = cur_ref != old_ref
-        if ref_changed and old_ref is not None:
-            previous = self._resolve(namespace, old_ref)
-            if previous is not None:
-                self.enqueue_obj(previous)
-        if cur_ref is not None:
-            owner = self._resolve(namespace, cur_ref)
-            if owner is None:
-                return
+        targets = owners_to_sync_on_update(self._resolve, self._selecting_owners, old, cur)
+        for owner in targets.owners:
             self.enqueue_obj(owner)
-            min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+        controller = targets.controller
+        if controller is not None:
+            min_ready = int((controller.get("spec") or {}).get("minReadySeconds") or 0)
             if not is_pod_ready(old) and is_pod_ready(cur) and min_ready > 0:
                 # Availability arrives with time, not with an event: look again once it may have.
-                self.enqueue_after(key_of(owner), min_ready + 1.0)
-            return
-        if label_changed or ref_changed:
-            for owner in self._selecting_owners(cur):
-                self.enqueue_obj(owner)
+                self.enqueue_after(key_of(controller), min_ready + 1.0)
 
     def _pod_deleted(self, pod: Obj) -> None:
         ref = controller_of(pod)
@@ -445,27 +412,16 @@ class ReplicaManagerBase(Controller):
         if not pod["metadata"].get("labels"):
             raise errors.BadRequest(message="unable to create pods, no labels")
         try:
-            created = await self.ctx.client.create(R.PODS, pod, namespace)
+            await create_pod(self.ctx.client, self.ctx.recorder, owner, pod, namespace)
         except errors.StatusError as exc:
-            if _has_cause(exc, NAMESPACE_TERMINATING_CAUSE):
+            if namespace_terminating(exc):
                 # Every create fails in a terminating namespace; nothing to report or retry.
                 return
-            self.ctx.recorder.event(owner, "Warning", FAILED_CREATE, f"Error creating: {exc}")
             raise
-        self.ctx.recorder.event(
-            owner, "Normal", SUCCESSFUL_CREATE, f"Created pod: {created['metadata']['name']}"
-        )
 
     async def _delete_pod(self, owner: Obj, pod: Obj) -> None:
         name = str(pod["metadata"]["name"])
-        try:
-            await self.ctx.client.delete(R.PODS, name, pod["metadata"].get("namespace"))
-        except errors.NotFound:
-            raise
-        except errors.StatusError as exc:
-            self.ctx.recorder.event(owner, "Warning", FAILED_DELETE, f"Error deleting: {exc}")
-            raise
-        self.ctx.recorder.event(owner, "Normal", SUCCESSFUL_DELETE, f"Deleted pod: {name}")
+        await delete_pod(self.ctx.client, self.ctx.recorder, owner, name, pod["metadata"].get("namespace"))
 
     async def _update_status(self, owner: Obj, status: Obj) -> Obj:
         """Write the status when it changed (one retry on a fresh read, as upstream)."""

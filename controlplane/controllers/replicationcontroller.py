@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.api.selectors import LabelSelector, label_selector_from_dict
-from controlplane.controllers.replica_claim import OwnerKind
+from controlplane.controllers.controller_ref import OwnerKind
 from controlplane.controllers.replica_engine import ManagedKind, ReplicaManagerBase
 from controlplane.controllers.runtime import resources as R
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from controlplane.api import errors
 from controlplane.controllers.runtime import Controller, R
+from controlplane.controllers.status_causes import namespace_terminating
 
 __all__ = ["MANAGED_NAMES", "ServiceAccountController"]
 
@@ -45,7 +46,7 @@ class ServiceAccountController(Controller):
             except errors.AlreadyExists:
                 continue  # our cache lags our own (or another copy's) write
             except errors.Forbidden as exc:
-                if any(c.reason == "NamespaceTerminating" for c in exc.causes):
+                if namespace_terminating(exc):
                     return None
                 raise
         return None

@@ -22,6 +22,16 @@ from typing import Any
 from controlplane.api import errors
 from controlplane.api.selectors import LabelSelector, label_selector_from_dict
 from controlplane.controllers import history
+from controlplane.controllers.controller_ref import (
+    ControllerRefManager,
+    OwnerKind,
+    adopt,
+    owner_reference,
+    owners_to_sync_on_update,
+    recheck_deletion,
+    resolve_controller_ref,
+    selecting_owners,
+)
 from controlplane.controllers.podutil import controller_of, is_pod_ready
 from controlplane.controllers.runtime import Controller, R, key_of
 from controlplane.controllers.statefulset_plan import Action, Plan, plan_statefulset
@@ -45,7 +55,7 @@ __all__ = ["MAX_BATCH_SIZE", "StatefulSetController"]
 
 Obj = dict[str, Any]
 
-API_VERSION, KIND = "apps/v1", "StatefulSet"
+STATEFULSET_KIND = OwnerKind("apps/v1", "StatefulSet")
 # Most requests in flight at once in Parallel mode (upstream MaxBatchSize).
 MAX_BATCH_SIZE = 500
 # StatefulSetStatus fields upstream serialises with omitempty.
@@ -58,6 +68,10 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("spec") or {}
+
+
+def _selector(sts: Mapping[str, Any]) -> LabelSelector:
+    return label_selector_from_dict(_spec(sts).get("selector"))
 
 
 def complete_rolling_update(sts: Mapping[str, Any], status: dict[str, Any]) -> None:
@@ -101,25 +115,10 @@ class StatefulSetController(Controller):
     # -- event handlers ----------------------------------------------------------------------
 
     def _resolve(self, namespace: str, ref: Mapping[str, Any] | None) -> Obj | None:
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        sts = self.sets.get(f"{namespace}/{ref.get('name', '')}")
-        if sts is None or _meta(sts).get("uid") != ref.get("uid"):
-            return None
-        return sts
+        return resolve_controller_ref(self.sets, namespace, ref, STATEFULSET_KIND.kind)
 
     def _selecting(self, pod: Mapping[str, Any]) -> list[Obj]:
-        meta = _meta(pod)
-        labels = meta.get("labels") or {}
-        found = []
-        for sts in self.sets.list(str(meta.get("namespace") or "")):
-            try:
-                selector = label_selector_from_dict(_spec(sts).get("selector"))
-            except errors.StatusError:
-                continue
-            if not selector.empty and selector.matches(labels):
-                found.append(sts)
-        return found
+        return selecting_owners(self.sets, pod, _selector)
 
     def _on_set(self, event: str, old: Obj | None, new: Obj | None) -> None:
         self.enqueue_obj(new if new is not None else old)
@@ -145,41 +144,23 @@ class StatefulSetController(Controller):
             return
         if old is None or _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion"):
             return
-        old_ref = controller_of(old)
-        if old_ref != ref and old_ref is not None:
-            self.enqueue_obj(self._resolve(namespace, old_ref))
-        if ref is not None:
-            owner = self._resolve(namespace, ref)
-            if owner is None:
-                return
-            self.enqueue_obj(owner)
-            min_ready = int(_spec(owner).get("minReadySeconds") or 0)
+        targets = owners_to_sync_on_update(self._resolve, self._selecting, old, new)
+        for sts in targets.owners:
+            self.enqueue_obj(sts)
+        controller = targets.controller
+        if controller is not None:
+            min_ready = int(_spec(controller).get("minReadySeconds") or 0)
             if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
-                self.enqueue_after(key_of(owner), min_ready)
-            return
-        if _meta(old).get("labels") != _meta(new).get("labels") or old_ref != ref:
-            for sts in self._selecting(new):
-                self.enqueue_obj(sts)
+                self.enqueue_after(key_of(controller), min_ready)
 
     # -- reading -----------------------------------------------------------------------------
 
     def _owner_ref(self, sts: Mapping[str, Any]) -> Obj:
-        return history.owner_reference(sts, API_VERSION, KIND)
+        return owner_reference(sts, STATEFULSET_KIND)
 
-    async def _recheck_not_deleted(self, sts: Mapping[str, Any]) -> None:
-        meta = _meta(sts)
-        fresh = await self.ctx.client.get(R.STATEFULSETS, str(meta.get("name")), str(meta.get("namespace")))
-        fresh_meta = fresh.get("metadata") or {}
-        if fresh_meta.get("uid") != meta.get("uid"):
-            raise errors.Conflict(
-                message=f"original StatefulSet {meta.get('namespace')}/{meta.get('name')} is gone: "
-                f"got uid {fresh_meta.get('uid')}, wanted {meta.get('uid')}"
-            )
-        if fresh_meta.get("deletionTimestamp"):
-            raise errors.Conflict(
-                message=f"{meta.get('namespace')}/{meta.get('name')} has just been deleted at "
-                f"{fresh_meta.get('deletionTimestamp')}"
-            )
+    def _can_adopt(self, sts: Mapping[str, Any]) -> Callable[[], Awaitable[None]]:
+        """canAdoptFunc: RecheckDeletionTimestamp against a live read of the set."""
+        return recheck_deletion(self.ctx.client, R.STATEFULSETS, sts, STATEFULSET_KIND)
 
     def _list_revisions(self, sts: Mapping[str, Any], selector: LabelSelector) -> list[Obj]:
         """ListControllerRevisions: matching the selector, owned by the set or by nobody."""
@@ -208,20 +189,17 @@ class StatefulSetController(Controller):
         if sts is None:
             return None
         try:
-            selector = label_selector_from_dict(_spec(sts).get("selector"))
+            selector = _selector(sts)
         except errors.StatusError as exc:
             # A selector the API should have refused: nothing to retry until the set changes.
             self.log.warning("error converting StatefulSet %s selector: %s", key, exc)
             return None
         await self._adopt_orphan_revisions(sts, selector)
-        pods = await history.claim(
-            self.ctx.client,
-            R.PODS,
-            sts,
-            self._owner_ref(sts),
-            selector,
+        manager = ControllerRefManager(
+            self.ctx.client, R.PODS, sts, STATEFULSET_KIND, selector, self._can_adopt(sts)
+        )
+        pods = await manager.claim(
             self.pods.list(str(_meta(sts).get("namespace") or "")),
-            can_adopt=lambda: self._recheck_not_deleted(sts),
             accept=lambda pod: parent_and_ordinal(pod)[0] == _meta(sts).get("name"),
         )
         status = await self._update_statefulset(sts, pods, selector)
@@ -235,9 +213,9 @@ class StatefulSetController(Controller):
         orphans = [r for r in self._list_revisions(sts, selector) if controller_of(r) is None]
         if not orphans:
             return
-        await self._recheck_not_deleted(sts)
+        await self._can_adopt(sts)()
         for rev in orphans:
-            await history.adopt(self.ctx.client, R.CONTROLLERREVISIONS, self._owner_ref(sts), rev)
+            await adopt(self.ctx.client, R.CONTROLLERREVISIONS, self._owner_ref(sts), rev)
 
     async def _update_statefulset(self, sts: Obj, pods: list[Obj], selector: LabelSelector) -> dict[str, Any]:
         revisions = history.sort_revisions(self._list_revisions(sts, selector))
@@ -556,8 +534,8 @@ class StatefulSetController(Controller):
         target = copy.deepcopy(sts)
         for attempt in range(5):
             target["status"] = dict(body)
-            target.setdefault("apiVersion", API_VERSION)
-            target.setdefault("kind", KIND)
+            target.setdefault("apiVersion", STATEFULSET_KIND.api_version)
+            target.setdefault("kind", STATEFULSET_KIND.kind)
             try:
                 await self.ctx.client.request(
                     "PUT", R.STATEFULSETS.url(namespace, name, "status"), body=target

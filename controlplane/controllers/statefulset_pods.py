@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from controlplane.controllers.controller_ref import OwnerKind, owner_reference
 from controlplane.controllers.history import REVISION_HASH_LABEL
 from controlplane.controllers.podutil import is_pod_available, is_pod_ready
 
@@ -364,17 +365,6 @@ def claims_match_retention(sts: Obj, pod: Obj, claims: Mapping[str, Obj]) -> boo
     return True
 
 
-def _controller_ref(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": _meta(owner).get("name", ""),
-        "uid": _meta(owner).get("uid", ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def update_claim_owner_refs(claim: Obj, sts: Obj, pod: Obj) -> list[dict[str, Any]]:
     """updateClaimOwnerRefForSetAndPod: the claim's ownerReferences the policy asks for."""
     unexpected = has_unexpected_controller(claim, sts, pod)
@@ -393,7 +383,7 @@ def update_claim_owner_refs(claim: Obj, sts: Obj, pod: Obj) -> list[dict[str, An
     def add(owner: Obj, api_version: str, kind: str) -> None:
         uid = _meta(owner).get("uid") or ""
         if not any((r.get("uid") or "") == uid for r in refs):
-            refs.append(_controller_ref(owner, api_version, kind))
+            refs.append(owner_reference(owner, OwnerKind(api_version, kind)))
 
     if when_scaled == "Retain" and when_deleted == "Delete":
         add(sts, SET_API_VERSION, SET_KIND)

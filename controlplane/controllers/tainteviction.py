@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from controlplane.api import errors
+from controlplane.controllers.podutil import condition
 from controlplane.controllers.runtime import Controller, R, rfc3339, split_key
 from controlplane.controllers.tainteviction_schedule import EvictionSchedule, decide, no_execute_taints
 
@@ -178,8 +179,7 @@ class TaintEvictionController(Controller):
     async def _add_condition_and_delete(self, namespace: str, name: str) -> None:
         client = self.ctx.client
         pod = await client.get(R.PODS, name, namespace)
-        conditions = (pod.get("status") or {}).get("conditions") or []
-        current = next((c for c in conditions if c.get("type") == "DisruptionTarget"), None)
+        current = condition(pod, "DisruptionTarget")
         wanted = {
             "type": "DisruptionTarget",
             "status": "True",

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controlplane.api import errors
+from controlplane.controllers.job_status import finished_condition
 from controlplane.controllers.podutil import parse_time
 from controlplane.controllers.runtime import Controller, R, split_key
 
@@ -22,25 +23,18 @@ __all__ = ["TTLAfterFinishedController", "expire_time", "needs_cleanup"]
 Obj = Mapping[str, Any]
 
 
-def _finished_condition(job: Obj) -> Mapping[str, Any] | None:
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return dict(cond)
-    return None
-
-
 def needs_cleanup(job: Obj) -> bool:
     """Finished, with a TTL, and not already being deleted."""
     return (
         (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
-        and _finished_condition(job) is not None
+        and finished_condition(job) is not None
         and not (job.get("metadata") or {}).get("deletionTimestamp")
     )
 
 
 def expire_time(job: Obj) -> datetime:
     """When the TTL runs out; raises ValueError when the finish time cannot be known."""
-    cond = _finished_condition(job)
+    cond = finished_condition(job)
     meta = job.get("metadata") or {}
     if cond is None:
         raise ValueError(f"job {meta.get('namespace')}/{meta.get('name')} should not be cleaned up")
@@ -65,38 +59,32 @@ class TTLAfterFinishedController(Controller):
         if event in ("ADDED", "MODIFIED") and new is not None and needs_cleanup(new):
             self.enqueue_obj(dict(new))
 
-    def _time_left(self, job: Obj) -> float | None:
-        """Seconds until the TTL expires (<= 0: expired), or None if no cleanup is due."""
+    def _time_left(self, key: str, job: Obj) -> float | None:
+        """processTTL: seconds until the TTL expires (<= 0: expired), or None if no cleanup is
+        due or the finish time cannot be known."""
         if not needs_cleanup(job):
             return None
-        return (expire_time(job) - self.ctx.clock.now()).total_seconds()
+        try:
+            return (expire_time(job) - self.ctx.clock.now()).total_seconds()
+        except ValueError as exc:
+            self.log.warning("%s: %s", key, exc)
+            return None
 
     async def reconcile(self, key: str) -> float | None:
         job = self.jobs.get(key)
         if job is None:
             return None
-        try:
-            left = self._time_left(job)
-        except ValueError as exc:
-            self.log.warning("%s: %s", key, exc)
-            return None
-        if left is None:
-            return None
-        if left > 0:
+        left = self._time_left(key, job)
+        if left is None or left > 0:
             return left
+        # Expired by the cache: check the live Job, which may have been updated meanwhile.
         namespace, name = split_key(key)
         try:
             fresh = await self.ctx.client.get(R.JOBS, name, namespace)
         except errors.NotFound:
             return None
-        try:
-            left = self._time_left(fresh)
-        except ValueError as exc:
-            self.log.warning("%s: %s", key, exc)
-            return None
-        if left is None:
-            return None
-        if left > 0:
+        left = self._time_left(key, fresh)
+        if left is None or left > 0:
             return left
         self.log.info("cleaning up job %s", key)
         try:

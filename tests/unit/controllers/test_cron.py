@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from controlplane.controllers.cron import (
@@ -210,7 +210,9 @@ instants = st.datetimes(
 )
 
 
-def _check_against_oracle(spec: str, start: datetime, days: int = 8) -> None:
+# A weekly activation that falls into a daylight-saving gap is skipped, so the next one may be
+# two weeks away.
+def _check_against_oracle(spec: str, start: datetime, days: int = 15) -> None:
     schedule = parse_standard(spec)
     assert isinstance(schedule, SpecSchedule)
     got = schedule.next(start)
@@ -223,6 +225,7 @@ def _check_against_oracle(spec: str, start: datetime, days: int = 8) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(spec=schedules, start=instants)
+@example(spec="TZ=America/Sao_Paulo 0 0 * * 0", start=datetime(2015, 10, 12, tzinfo=UTC))
 def test_next_is_the_first_matching_instant(spec: str, start: datetime) -> None:
     _check_against_oracle(spec, start)
 

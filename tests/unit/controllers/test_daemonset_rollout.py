@@ -22,7 +22,7 @@ from controlplane.controllers.daemonset_rollout import (
     scaled_value,
     template_generation,
 )
-from controlplane.controllers.daemonset_tracking import Expectations, FailedPodBackoff
+from controlplane.controllers.daemonset_tracking import FailedPodBackoff
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -280,25 +280,6 @@ def test_rollout_never_exceeds_max_unavailable(n: int, data: st.DataObject) -> N
 
 
 # --- tracking -----------------------------------------------------------------------------------
-
-
-def test_expectations() -> None:
-    exp = Expectations(ttl=300)
-    assert exp.satisfied("k", 0.0)
-    exp.set("k", 2, 1, 0.0)
-    assert not exp.satisfied("k", 1.0)
-    exp.creation_observed("k")
-    exp.creation_observed("k")
-    assert not exp.satisfied("k", 1.0)
-    exp.deletion_observed("k")
-    assert exp.satisfied("k", 1.0)
-    exp.set("k", 5, 0, 10.0)
-    exp.lower("k", 4, 0)
-    assert exp.pending("k") == (1, 0)
-    assert not exp.satisfied("k", 300.0)
-    assert exp.satisfied("k", 311.0)  # expired: a lost watch event must not wedge the DaemonSet
-    exp.forget("k")
-    assert exp.pending("k") is None
 
 
 def test_backoff_doubles_caps_and_expires() -> None:

@@ -23,6 +23,7 @@ from controlplane.controllers.deployment_rollout import (
     rolling_steps,
     rollout_status,
 )
+from controlplane.controllers.podutil import status_condition
 from controlplane.controllers.runtime import rfc3339
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -258,7 +259,7 @@ def test_cleanup_candidates_oldest_revisions_beyond_the_limit() -> None:
 
 
 def _progressing(status: dict[str, Any]) -> dict[str, Any]:
-    cond = du.get_condition(status, du.PROGRESSING)
+    cond = status_condition(status, du.PROGRESSING)
     assert cond is not None
     return cond
 
@@ -311,21 +312,21 @@ def test_rollout_status_surfaces_replica_failures() -> None:
         "message": "quota",
     }
     new["status"]["conditions"] = [failure]
-    cond = du.get_condition(rollout_status([new], new, d, NOW), "ReplicaFailure")
+    cond = status_condition(rollout_status([new], new, d, NOW), "ReplicaFailure")
     assert cond is not None and (cond["reason"], cond["message"], cond["lastUpdateTime"]) == (
         "FailedCreate",
         "quota",
         rfc3339(NOW),
     )
     without = rollout_status([SimRS("new", 1, 2).obj()], None, {**d, "status": {"conditions": [cond]}}, NOW)
-    assert du.get_condition(without, "ReplicaFailure") is None
+    assert status_condition(without, "ReplicaFailure") is None
 
 
 def test_no_progress_deadline_removes_progressing() -> None:
     d = deployment(1, progressDeadlineSeconds=du.MAX_INT32)
     d["status"] = {"conditions": [du.new_condition(du.PROGRESSING, "True", "X", "y", NOW)]}
     status = rollout_status([SimRS("new", 0, 1, ready=1).obj()], None, d, NOW)
-    assert du.get_condition(status, du.PROGRESSING) is None
+    assert status_condition(status, du.PROGRESSING) is None
 
 
 def test_paused_and_resumed_conditions() -> None:

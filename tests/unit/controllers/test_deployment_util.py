@@ -111,18 +111,6 @@ def test_max_unavailable_and_surge_by_strategy() -> None:
     assert du.min_available(recreate) == 0
 
 
-def test_fnv32a_known_values() -> None:
-    # Reference values of 32-bit FNV-1a.
-    assert du.fnv32a(b"") == 0x811C9DC5
-    assert du.fnv32a(b"a") == 0xE40C292C
-    assert du.fnv32a(b"foobar") == 0xBF9CF968
-
-
-def test_safe_encode_string_uses_the_upstream_alphabet() -> None:
-    assert du.safe_encode_string("0123456789") == "456789bcdf"
-    assert du.safe_encode_string("") == ""
-
-
 def test_hash_is_stable_ignores_empties_and_moves_with_collisions() -> None:
     t = template("nginx:1")
     h = du.compute_hash(t, None)

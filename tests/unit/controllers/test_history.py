@@ -1,18 +1,16 @@
-"""ControllerRevision helpers: hashing as upstream, ordering, equality, pruning and claiming."""
+"""ControllerRevision helpers: hashing as upstream, ordering, equality, pruning and writes."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from controlplane.api import errors
-from controlplane.api.selectors import label_selector_from_dict
 from controlplane.controllers import history
-from controlplane.controllers.runtime import R
+from controlplane.controllers.controller_ref import OwnerKind, owner_reference
 
 Obj = dict[str, Any]
 
@@ -37,17 +35,7 @@ def _rev(
     return {"metadata": meta, "revision": revision, "data": data if data is not None else {"v": name}}
 
 
-def test_fnv_matches_go_vectors() -> None:
-    # hash/fnv's golden32 and golden32a tables.
-    assert history.fnv32(b"") == 0x811C9DC5
-    assert history.fnv32(b"a") == 0x050C5D7E
-    assert history.fnv32(b"abc") == 0x439C2F4B
-    assert history.fnv32a(b"a") == 0xE40C292C
-    assert history.fnv32a(b"abc") == 0x1A47E90B
-
-
 def test_safe_encoding_and_names() -> None:
-    assert history.safe_encode_string("123") == "567"
     assert history.controller_revision_name("web", "abc") == "web-abc"
     long = "x" * 300
     assert history.controller_revision_name(long, "h") == "x" * 223 + "-h"
@@ -64,7 +52,7 @@ def test_statefulset_revision_hash_is_upstreams() -> None:
     assert history.hash_controller_revision(UPSTREAM_DATA, 0) == "c77f6d978"
     assert history.hash_controller_revision(UPSTREAM_DATA, 1) != "c77f6d978"
     owner = {"metadata": {"name": "test", "namespace": "default", "uid": "u1"}}
-    ref = history.owner_reference(owner, "apps/v1", "StatefulSet")
+    ref = owner_reference(owner, OwnerKind("apps/v1", "StatefulSet"))
     rev = history.new_controller_revision(owner, ref, {"app": "foo"}, UPSTREAM_DATA, 1, 0)
     assert rev["metadata"]["name"] == "test-c77f6d978"
     assert rev["metadata"]["labels"] == {"app": "foo", "controller.kubernetes.io/hash": "c77f6d978"}
@@ -165,47 +153,12 @@ def test_daemonset_pruning_skips_revisions_pods_still_use() -> None:
     assert history.prune_old_history(old, set(), 10) == []
 
 
-# --- claiming ---------------------------------------------------------------------------------
-
-OWNER = {"metadata": {"name": "web", "namespace": "ns", "uid": "owner-uid"}}
-SELECTOR = label_selector_from_dict({"matchLabels": {"app": "web"}})
-
-
-def _obj(name: str, labels: dict[str, str], ref_uid: str | None = None, **meta: Any) -> Obj:
-    m: Obj = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "labels": labels, **meta}
-    if ref_uid is not None:
-        m["ownerReferences"] = [{"uid": ref_uid, "controller": True, "kind": "StatefulSet", "name": "x"}]
-    return {"metadata": m}
-
-
-def test_plan_claim_sorts_objects_like_the_ref_manager() -> None:
-    objs = [
-        _obj("mine", {"app": "web"}, "owner-uid"),
-        _obj("stray", {"app": "other"}, "owner-uid"),
-        _obj("orphan", {"app": "web"}),
-        _obj("foreign", {"app": "web"}, "someone-else"),
-        _obj("orphan-deleting", {"app": "web"}, deletionTimestamp="2026-01-01T00:00:00Z"),
-        _obj("orphan-nomatch", {"app": "nope"}),
-        _obj("orphan-elsewhere", {"app": "web"}, namespace="other"),
-    ]
-    plan = history.plan_claim(OWNER, SELECTOR, objs)
-    names = lambda items: [o["metadata"]["name"] for o in items]  # noqa: E731
-    assert names(plan.owned) == ["mine"]
-    assert names(plan.release) == ["stray"]
-    assert names(plan.adopt) == ["orphan"]
-
-    deleting_owner = {"metadata": {**OWNER["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
-    plan = history.plan_claim(deleting_owner, SELECTOR, objs)
-    assert names(plan.owned) == ["mine"] and not plan.release and not plan.adopt
-
-    filtered = history.plan_claim(OWNER, SELECTOR, objs, accept=lambda o: o["metadata"]["name"] != "mine")
-    assert names(filtered.release) == ["mine", "stray"]
+# --- writes -----------------------------------------------------------------------------------
 
 
 class FakeClient:
     def __init__(self) -> None:
         self.objects: dict[str, Obj] = {}
-        self.patches: list[tuple[str, Any, str]] = []
 
     async def create(self, rp: Any, obj: Obj, namespace: str | None = None) -> Obj:
         name = obj["metadata"]["name"]
@@ -217,14 +170,6 @@ class FakeClient:
     async def get(self, rp: Any, name: str, namespace: str | None = None) -> Obj:
         if name not in self.objects:
             raise errors.NotFound(message=name)
-        return self.objects[name]
-
-    async def patch(
-        self, rp: Any, name: str, patch: Any, namespace: str | None = None, *, patch_type: str = "", **_: Any
-    ) -> Obj:
-        if name not in self.objects:
-            raise errors.NotFound(message=name)
-        self.patches.append((name, patch, patch_type))
         return self.objects[name]
 
 
@@ -242,55 +187,3 @@ async def test_create_controller_revision_walks_past_collisions() -> None:
     # The same data again: the existing revision is returned, no further collision.
     again, collisions = await history.create_controller_revision(client, "web", rev, 1)  # type: ignore[arg-type]
     assert again is created and collisions == 1
-
-
-async def test_claim_adopts_after_recheck_and_releases() -> None:
-    client = FakeClient()
-    for o in (_obj("orphan", {"app": "web"}), _obj("stray", {"app": "other"}, "owner-uid")):
-        client.objects[o["metadata"]["name"]] = o
-    rechecks: list[bool] = []
-
-    async def can_adopt() -> None:
-        rechecks.append(True)
-
-    ref = history.owner_reference(OWNER, "apps/v1", "StatefulSet")
-    claimed = await history.claim(
-        client,  # type: ignore[arg-type]
-        R.PODS,
-        OWNER,
-        ref,
-        SELECTOR,
-        list(client.objects.values()),
-        can_adopt,
-    )
-    assert [o["metadata"]["name"] for o in claimed] == ["orphan"]
-    assert rechecks == [True]
-    by_name = {name: (patch, kind) for name, patch, kind in client.patches}
-    assert by_name["orphan"] == (
-        {"metadata": {"ownerReferences": [ref], "uid": "uid-orphan"}},
-        history.STRATEGIC_MERGE,
-    )
-    assert by_name["stray"][0] == {
-        "metadata": {"ownerReferences": [{"$patch": "delete", "uid": "owner-uid"}], "uid": "uid-stray"}
-    }
-
-
-async def test_claim_does_not_adopt_when_the_owner_is_going() -> None:
-    client = FakeClient()
-    orphan = _obj("orphan", {"app": "web"})
-    client.objects["orphan"] = orphan
-
-    async def refuse() -> None:
-        raise errors.Conflict(message="web has just been deleted")
-
-    with pytest.raises(errors.Conflict):
-        await history.claim(
-            client,  # type: ignore[arg-type]
-            R.PODS,
-            OWNER,
-            history.owner_reference(OWNER, "apps/v1", "StatefulSet"),
-            SELECTOR,
-            [orphan],
-            refuse,
-        )
-    assert client.patches == []

@@ -12,13 +12,13 @@ from controlplane.controllers.nodelifecycle_health import (
     ZoneState,
     add_or_update_taint,
     compute_zone_state,
-    get_condition,
     no_schedule_taints,
     remove_taints,
     taint_set_diff,
     try_update_node_health,
     zone_key,
 )
+from controlplane.controllers.podutil import status_condition
 from controlplane.controllers.runtime import FakeClock, rfc3339
 
 GRACE = 40.0
@@ -78,17 +78,17 @@ def test_heartbeats_keep_a_node_healthy_and_silence_makes_it_unknown() -> None:
     update = m.look(node(last_beat, created=start))
     assert update.write is not None
     assert update.observed_ready["status"] == "True"
-    ready = get_condition(update.write["status"], "Ready")
+    ready = status_condition(update.write["status"], "Ready")
     assert ready is not None
     assert ready["status"] == "Unknown"
     assert ready["reason"] == "NodeStatusUnknown"
     assert ready["message"] == "Kubelet stopped posting node status."
     assert ready["lastTransitionTime"] == rfc3339(m.clock.now())
     for type_ in ("MemoryPressure", "DiskPressure", "PIDPressure"):
-        cond = get_condition(update.write["status"], type_)
+        cond = status_condition(update.write["status"], type_)
         assert cond is not None and cond["status"] == "Unknown"
     # Conditions that were never posted say so.
-    disk = get_condition(update.write["status"], "DiskPressure")
+    disk = status_condition(update.write["status"], "DiskPressure")
     assert disk is not None and disk["reason"] == "NodeStatusNeverUpdated"
 
 
@@ -116,7 +116,7 @@ def test_a_node_that_never_reported_gets_the_startup_grace_from_creation() -> No
     m.clock.advance(STARTUP)
     update = m.look(node(None, created=created))
     assert update.write is not None
-    ready = get_condition(update.write["status"], "Ready")
+    ready = status_condition(update.write["status"], "Ready")
     assert ready is not None and ready["reason"] == "NodeStatusNeverUpdated"
     assert ready["lastHeartbeatTime"] == rfc3339(created)
 

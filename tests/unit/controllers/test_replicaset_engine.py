@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 
 from controlplane.api import errors
-from controlplane.controllers.replica_claim import OwnerKind, controller_index, owner_reference
+from controlplane.controllers.controller_ref import OwnerKind, controller_index, owner_reference
 from controlplane.controllers.replica_engine import (
     calculate_status,
     pod_from_template,
     slow_start_batch,
     status_up_to_date,
 )
-from controlplane.controllers.replica_expectations import Expectations
-from controlplane.controllers.runtime import FakeClock, rfc3339
+from controlplane.controllers.runtime import rfc3339
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RS_KIND = OwnerKind("apps/v1", "ReplicaSet")
@@ -92,29 +91,6 @@ async def test_slow_start_stops_after_the_first_failing_batch() -> None:
     assert calls == 7
     assert successes == 5
     assert isinstance(error, errors.Forbidden)
-
-
-def test_expectations_wait_for_observations_then_expire() -> None:
-    clock = FakeClock(NOW)
-    exp = Expectations(clock)
-    assert exp.satisfied("ns/rs")
-    exp.expect_creations("ns/rs", 2)
-    assert not exp.satisfied("ns/rs")
-    exp.creation_observed("ns/rs")
-    assert not exp.satisfied("ns/rs")
-    exp.creation_observed("ns/rs")
-    assert exp.satisfied("ns/rs")
-
-    exp.expect_deletions("ns/rs", ["ns/a", "ns/b"])
-    exp.deletion_observed("ns/rs", "ns/a")
-    exp.deletion_observed("ns/rs", "ns/a")  # the same pod seen twice counts once
-    exp.deletion_observed("ns/rs", "ns/other")
-    assert exp.get("ns/rs") == (0, 1)
-    assert not exp.satisfied("ns/rs")
-    clock.advance(301)
-    assert exp.satisfied("ns/rs")  # expired: a lost watch event must not wedge the controller
-    exp.delete("ns/rs")
-    assert exp.get("ns/rs") is None
 
 
 def test_status_counts_labels_readiness_and_availability() -> None:
