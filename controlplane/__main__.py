@@ -180,6 +180,7 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
     scheduler_client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-scheduler/v1.33.0")
     try:
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(running.run_controllers(stop))
             if manager.has_work:  # `--controllers=`: not even a candidate for the lease
                 tg.create_task(manager.run(stop))
             if not args.disable_scheduler:

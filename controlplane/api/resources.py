@@ -8,17 +8,23 @@ entries at run time, so the registry is an object, not a module constant.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
     "ALL_VERBS",
     "BUILTINS",
+    "CRD_GROUP",
+    "CRD_PLURAL",
+    "SCALE_SUBRESOURCE",
+    "STATUS_SUBRESOURCE",
     "GroupVersionKind",
     "Registry",
     "ResourceInfo",
     "Subresource",
     "default_registry",
+    "version_priority",
 ]
 
 ALL_VERBS: tuple[str, ...] = (
@@ -122,6 +128,11 @@ class ResourceInfo:
 
 _STATUS = Subresource("status", ("get", "patch", "update"))
 _SCALE = Subresource("scale", ("get", "patch", "update"), kind="Scale", group="autoscaling", version="v1")
+STATUS_SUBRESOURCE = _STATUS
+SCALE_SUBRESOURCE = _SCALE
+
+CRD_GROUP = "apiextensions.k8s.io"
+CRD_PLURAL = "customresourcedefinitions"
 
 
 def _r(
@@ -339,6 +350,17 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         categories=("api-extensions",),
         generation=True,
     ),
+    _r(
+        CRD_GROUP,
+        "v1",
+        "CustomResourceDefinition",
+        CRD_PLURAL,
+        namespaced=False,
+        short=("crd", "crds"),
+        categories=("api-extensions",),
+        subresources=(_STATUS,),
+        generation=True,
+    ),
 )
 
 
@@ -349,19 +371,58 @@ class Registry:
         self._by_path: dict[tuple[str, str, str], ResourceInfo] = {}
         self._by_kind: dict[tuple[str, str, str], ResourceInfo] = {}
         self.generation = 0  # bumped on every change; discovery and OpenAPI hashes key off it
+        # Per group-version change counters: a CRD change rebuilds only its own OpenAPI documents.
+        self._gv_generation: dict[tuple[str, str], int] = {}
+        # CRD name -> the (group, version, plural) entries it serves.
+        self._crd_entries: dict[str, list[tuple[str, str, str]]] = {}
         for info in resources:
             self.add(info)
+
+    def _touch(self, group: str, version: str) -> None:
+        self.generation += 1
+        self._gv_generation[(group, version)] = self.generation
+
+    def gv_generation(self, group: str, version: str) -> int:
+        return self._gv_generation.get((group, version), 0)
 
     def add(self, info: ResourceInfo) -> None:
         self._by_path[(info.group, info.version, info.plural)] = info
         self._by_kind[(info.group, info.version, info.kind)] = info
-        self.generation += 1
+        self._touch(info.group, info.version)
 
     def remove(self, group: str, version: str, plural: str) -> None:
         info = self._by_path.pop((group, version, plural), None)
         if info is not None:
-            self._by_kind.pop((info.group, info.version, info.kind), None)
-            self.generation += 1
+            if self._by_kind.get((info.group, info.version, info.kind)) is info:
+                del self._by_kind[(info.group, info.version, info.kind)]
+            self._touch(group, version)
+
+    def set_custom(self, crd_name: str, infos: Iterable[ResourceInfo]) -> None:
+        """Serve exactly `infos` for a CRD (none: stop serving it). Entries that did not change
+        are left alone, so their OpenAPI documents keep their hash. A custom entry never
+        replaces a built-in one."""
+        wanted = {(i.group, i.version, i.plural): i for i in infos}
+        for key in self._crd_entries.pop(crd_name, []):
+            current = self._by_path.get(key)
+            if current is not None and current.custom and key not in wanted:
+                self.remove(*key)
+        served: list[tuple[str, str, str]] = []
+        for key, info in wanted.items():
+            current = self._by_path.get(key)
+            if current is not None and not current.custom:
+                continue
+            if current is None or not _same_entry(current, info):
+                self.add(info)
+            else:
+                # Same facts: keep serving, but with the fresh extras (compiled schema etc.).
+                self._by_path[key] = info
+                self._by_kind[(info.group, info.version, info.kind)] = info
+            served.append(key)
+        if served:
+            self._crd_entries[crd_name] = served
+
+    def custom_entries(self, crd_name: str) -> list[ResourceInfo]:
+        return [i for k in self._crd_entries.get(crd_name, []) if (i := self._by_path.get(k)) is not None]
 
     def get(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_path.get((group, version, plural))
@@ -373,12 +434,15 @@ class Registry:
         return iter(list(self._by_path.values()))
 
     def group_versions(self) -> dict[str, list[str]]:
-        """Group name -> served versions, preferred first (built-ins serve one version per group)."""
+        """Group name -> served versions, preferred first: upstream's kube-aware version order
+        (GA before beta before alpha, higher numbers first), which is how CRD groups list them."""
         out: dict[str, list[str]] = {}
         for info in self._by_path.values():
             versions = out.setdefault(info.group, [])
             if info.version not in versions:
                 versions.append(info.version)
+        for versions in out.values():
+            versions.sort(key=version_priority)
         return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceInfo]:
@@ -386,6 +450,32 @@ class Registry:
             (i for i in self._by_path.values() if i.group == group and i.version == version),
             key=lambda i: i.plural,
         )
+
+
+def _same_entry(a: ResourceInfo, b: ResourceInfo) -> bool:
+    """Equal facts and equal extras: nothing a client could see changed."""
+    return a == b and _comparable(a.extra) == _comparable(b.extra)
+
+
+def _comparable(extra: dict[str, object]) -> dict[str, object]:
+    # Compiled schema objects compare by identity (the raw schema they come from is in extra
+    # too), and the CRD object itself changes with every status write.
+    return {k: v for k, v in extra.items() if k not in ("schema", "crd_object")}
+
+
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key for upstream's `version.CompareKubeAwareVersionStrings`: v2 > v1 > v1beta2 >
+    v1beta1 > v1alpha1 > anything not kube-like (those alphabetically)."""
+    found = _VERSION.match(version)
+    if found is None:
+        return (3, 0, 0, version)
+    major = int(found.group(1))
+    stage = {None: 0, "beta": 1, "alpha": 2}[found.group(2)]
+    minor = int(found.group(3) or 0)
+    return (stage, -major, -minor, "")
 
 
 def default_registry() -> Registry:

@@ -69,7 +69,7 @@ _ALL_METADATA = ("labels", "annotations", "finalizers", "ownerReferences")
 def _status_reset_metadata(info: ResourceInfo) -> tuple[str, ...]:
     """The metadata a status write may not change (upstream's status strategies): custom
     resources take none of it, apps workloads keep their labels, pods their owners."""
-    if info.custom:
+    if info.custom or info.group == "apiextensions.k8s.io":
         return _ALL_METADATA
     if info.group == "apps":
         return ("labels",)

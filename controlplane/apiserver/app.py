@@ -20,6 +20,7 @@ from multidict import MultiDict
 
 from controlplane.api import errors
 from controlplane.apiserver import (
+    admission,
     authn,
     authz,
     codec,
@@ -200,10 +201,20 @@ def _authenticate(settings: AppSettings) -> Any:
             request[USER] = authn.UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
             return await handler(request)
         try:
-            request[USER] = await authn.require_user(authenticator, request)
+            user = await authn.require_user(authenticator, request)
         except errors.Unauthorized:
             metrics.AUTH_FAILURES.inc()
             raise
+        request[USER] = user
+        # Admission webhooks send the requester as userInfo; a context variable carries it there.
+        admission.REQUEST_USER.set(
+            {
+                "username": user.name,
+                "uid": user.uid,
+                "groups": list(user.groups),
+                "extra": {k: list(v) for k, v in user.extra.items()},
+            }
+        )
         return await handler(request)
 
     return middleware

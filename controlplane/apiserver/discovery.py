@@ -98,7 +98,10 @@ def _legacy_resource(info: ResourceInfo) -> Document:
         doc["shortNames"] = list(info.short_names)
     if info.categories:
         doc["categories"] = list(info.categories)
-    doc["storageVersionHash"] = storage_version_hash(info.group, info.version, info.kind)
+    # A custom resource hashes its storage version, as upstream: every served version shares it.
+    doc["storageVersionHash"] = storage_version_hash(
+        info.group, info.storage_version or info.version, info.kind
+    )
     return doc
 
 

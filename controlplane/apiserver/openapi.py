@@ -590,28 +590,33 @@ class _Entry:
 
 @dataclass
 class _Cache:
-    generation: int = -1
-    entries: dict[tuple[str, str], _Entry | None] = field(default_factory=dict)
+    # (group, version) -> (the group-version's generation it was built at, the entry)
+    entries: dict[tuple[str, str], tuple[int, _Entry | None]] = field(default_factory=dict)
 
 
 _caches: weakref.WeakKeyDictionary[Registry, _Cache] = weakref.WeakKeyDictionary()
 
 
 def _entry(registry: Registry, group: str, version: str) -> _Entry | None:
+    """Documents are rebuilt per group-version: a CRD change costs its own group's documents,
+    not every built-in one (the hashes of the others stay, so kubectl keeps its cache)."""
     cache = _caches.get(registry)
-    if cache is None or cache.generation != registry.generation:
-        cache = _Cache(generation=registry.generation)
+    if cache is None:
+        cache = _Cache()
         _caches[registry] = cache
     key = (group, version)
-    if key not in cache.entries:
-        document = _build(registry, group, version)
-        if document is None:
-            cache.entries[key] = None
-        else:
-            encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-            # Upstream publishes an uppercase hex SHA-512 of the document; kubectl caches by URL.
-            cache.entries[key] = _Entry(document, encoded, hashlib.sha512(encoded).hexdigest().upper())
-    return cache.entries[key]
+    generation = registry.gv_generation(group, version)
+    found = cache.entries.get(key)
+    if found is not None and found[0] == generation:
+        return found[1]
+    document = _build(registry, group, version)
+    entry: _Entry | None = None
+    if document is not None:
+        encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        # Upstream publishes an uppercase hex SHA-512 of the document; kubectl caches by URL.
+        entry = _Entry(document, encoded, hashlib.sha512(encoded).hexdigest().upper())
+    cache.entries[key] = (generation, entry)
+    return entry
 
 
 def v3_group_version(registry: Registry, group: str, version: str) -> Schema | None:

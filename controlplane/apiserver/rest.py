@@ -36,10 +36,12 @@ from controlplane.api import (
 )
 from controlplane.api.patch import apply as ssa
 from controlplane.api.patch import json_patch, managed_fields, merge_patch, strategic
-from controlplane.api.resources import ResourceInfo
+from controlplane.api.resources import CRD_GROUP, CRD_PLURAL, ResourceInfo
 from controlplane.apiserver import admission, codec, output
 from controlplane.apiserver.allocators import Allocation
 from controlplane.apiserver.context import ServerContext, rfc3339
+from controlplane.apiserver.crd import custom as crd_custom
+from controlplane.apiserver.crd import definition as crd_definition
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.store import ListPage
 
@@ -425,10 +427,15 @@ def _field_validation(
     them. `decoding`: the object is a request body (create, update), where upstream wraps strict
     errors as `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`; patches are not."""
     schema = _schema_for(info)
-    if schema is None:
-        return
     if info.custom:
-        unknown = [] if mode == "Ignore" else unknown_fields.unknown_fields(obj, schema)
+        # Pruning happens whatever the mode (upstream prunes when decoding); only the report differs.
+        unknown = crd_custom.prune(info, obj)
+        if not unknown and schema is not None and info.extra.get("schema") is None:
+            # No schema engine: report (not prune) what the CRD schema does not know.
+            found = [] if mode == "Ignore" else unknown_fields.unknown_fields(obj, schema)
+            unknown = [p for p in found if p.split(".", 1)[0] not in ("apiVersion", "kind", "metadata")]
+    elif schema is None:
+        return
     else:
         # One walk over the body: wrong types, unknown fields, and (unless Strict refuses them)
         # their removal, as decoding into upstream's typed structs does.
@@ -461,6 +468,10 @@ def _patch_schema(info: ResourceInfo) -> dict[str, Any] | None:
 
 def _validate(info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     causes = validation.validate(info, obj, old)
+    if info.custom:
+        causes.extend(crd_custom.validate(info, obj, old))
+    elif _is_crd(info):
+        causes.extend(crd_definition.validate_crd(obj, old))
     if causes:
         raise errors.Invalid.for_object(
             info.kind, info.group, obj.get("metadata", {}).get("name", ""), causes
@@ -491,6 +502,24 @@ async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: st
                 )
             ],
         )
+
+
+def _is_crd(info: ResourceInfo) -> bool:
+    return info.group == CRD_GROUP and info.plural == CRD_PLURAL and not info.custom
+
+
+def _kind_defaults(
+    info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None, *, subresource: str = ""
+) -> None:
+    """Defaulting that is not a table of upstream's per-type defaulters: a custom resource's
+    schema defaults, and the CRD strategy (status on create, stored versions on update)."""
+    if info.custom:
+        crd_custom.default(info, obj)
+    elif _is_crd(info):
+        if old is None:
+            crd_definition.prepare_for_create(obj)
+        elif subresource != "status":
+            crd_definition.prepare_for_update(obj, old)
 
 
 def _is_namespace(info: ResourceInfo) -> bool:
@@ -538,15 +567,23 @@ async def create_object(
         meta.pop("namespace", None)
     # NamespaceLifecycle admission runs before validation upstream: a missing namespace is a 404.
     await _check_namespace(ctx, info, meta.get("namespace", ""), meta.get("name", ""))
+    if info.custom and info.extra.get("terminating"):
+        # Upstream's custom resource handler, while its CRD is being deleted.
+        raise errors.MethodNotSupported(
+            message="create not allowed while custom resource definition is terminating",
+            kind=info.plural,
+            group=info.group,
+        )
     strategy.prepare_for_create(info, obj)
     defaults.apply_defaults(info, obj)
+    _kind_defaults(info, obj, None)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = ctx.now()
     meta.pop("resourceVersion", None)
     meta.pop("deletionTimestamp", None)
     defaults.apply_create_defaults(info, obj)
     attrs = admission.Attributes(
-        info, "CREATE", meta.get("namespace", ""), admission_name, dry_run=opts.dry_run
+        info, "CREATE", meta.get("namespace", ""), admission_name, dry_run=opts.dry_run, warnings=warnings
     )
     await ctx.admission.admit(ctx, attrs, obj, None)
     if info.group == "" and info.plural == "pods":
@@ -687,7 +724,7 @@ async def write_update(
         current = await ctx.store.get(info, ri.namespace, ri.name)
         candidate = mutate(copy.deepcopy(current))
         result = await _finish_update(
-            ctx, info, ri, candidate, current, opts, operation=operation, managed=managed
+            ctx, info, ri, candidate, current, opts, operation=operation, managed=managed, warnings=warnings
         )
         if result is not None:
             return result, 200
@@ -704,6 +741,7 @@ async def _finish_update(
     *,
     operation: str,
     managed: Any,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any] | None:
     """Returns None when the stored object moved underneath (the caller retries)."""
     subresource = ri.subresource if ri.subresource in ("status",) else ""
@@ -714,8 +752,15 @@ async def _finish_update(
         new_meta["namespace"] = old_meta.get("namespace", "")
     strategy.prepare_for_update(info, new, old, subresource=subresource)
     defaults.apply_defaults(info, new)
+    _kind_defaults(info, new, old, subresource=subresource)
     attrs = admission.Attributes(
-        info, "UPDATE", old_meta.get("namespace", ""), old_meta["name"], subresource, opts.dry_run
+        info,
+        "UPDATE",
+        old_meta.get("namespace", ""),
+        old_meta["name"],
+        subresource,
+        opts.dry_run,
+        warnings=warnings if warnings is not None else [],
     )
     await ctx.admission.admit(ctx, attrs, new, old)
     if old_meta.get("deletionTimestamp"):
@@ -897,6 +942,7 @@ async def _apply(
             opts,
             operation="Apply",
             managed=lambda _new, _old, m=managed_result: m,
+            warnings=warnings,
         )
         if result is not None:
             return respond_object(ctx, info, result, request, warnings=warnings)
@@ -1039,9 +1085,25 @@ async def delete_object(
                 group=info.group,
                 kind=info.plural,
             )
+        delete_attrs = admission.Attributes(info, "DELETE", namespace, name, dry_run=opts.dry_run)
+        await ctx.admission.admit_delete(ctx, delete_attrs, current)
         grace = _grace_for(info, current, opts.grace_period)
         finalizers = _gc_finalizers(ctx, info, current, opts)
         expected = int(meta["resourceVersion"])
+        if _is_crd(info) and not meta.get("deletionTimestamp"):
+            # A CRD goes only after its objects: the first delete marks it (cleanup finalizer,
+            # Terminating condition) and the server's CRD finalizer controller does the rest.
+            marked = crd_definition.mark_for_deletion(current, ctx.now())
+            if finalizers:
+                marked["metadata"]["finalizers"] = list(
+                    dict.fromkeys([*finalizers, *marked["metadata"]["finalizers"]])
+                )
+            if opts.dry_run:
+                return marked, False
+            try:
+                return await ctx.store.update(info, marked, expected_revision=expected), False
+            except errors.Conflict:
+                continue
         if info.group == "" and info.plural == "namespaces":
             finalizers_in_spec = current.get("spec", {}).get("finalizers") or []
             if finalizers_in_spec or finalizers:

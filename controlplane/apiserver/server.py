@@ -31,6 +31,8 @@ from controlplane.apiserver import (
 from controlplane.apiserver import app as app_module
 from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from controlplane.apiserver.context import ServerContext
+from controlplane.apiserver.crd.codec import CustomResourceCodec
+from controlplane.apiserver.crd.controller import CRDController
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.service_allocation import ServiceAllocation
 from controlplane.apiserver.store import ObjectStore
@@ -80,6 +82,18 @@ class RunningServer:
     url: str
     pki: pki.PKI
     stopping: asyncio.Event
+    # The in-process CRD controllers (upstream runs them inside kube-apiserver too).
+    crds: CRDController | None = None
+
+    async def run_controllers(self, stop: asyncio.Event) -> None:
+        """The server's own background work, until `stop`; the caller's TaskGroup owns it."""
+        if self.crds is None:
+            await stop.wait()
+            return
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(self.crds.run(), name="crd-controllers")
+            await stop.wait()
+            task.cancel()
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -134,10 +148,11 @@ async def start(config: ServerConfig) -> RunningServer:
     await storage.start()
     registry = default_registry()
     ip_allocator = ServiceIPAllocator(storage, config.service_cidr)
+    custom_codec = CustomResourceCodec()
     ctx = ServerContext(
         registry=registry,
         storage=storage,
-        store=ObjectStore(storage),
+        store=ObjectStore(storage, custom_codec),
         services=ServiceAllocation(ip_allocator, NodePortAllocator(storage, *config.node_port_range)),
         bookmark_interval=config.bookmark_interval,
         admission=admission.default_admission(
@@ -146,6 +161,7 @@ async def start(config: ServerConfig) -> RunningServer:
         ),
         kubelet_tls=kubelet_client.ssl_context(kubelet_cert, kubelet_key),
     )
+    custom_codec.ctx = ctx
     stopping = asyncio.Event()
     ctx.extra["stopping"] = stopping
     ctx.extra["cluster_cidr"] = config.cluster_cidr
@@ -156,6 +172,9 @@ async def start(config: ServerConfig) -> RunningServer:
     leaked = await ctx.services.repair((await ctx.store.list(svc_info, None)).items)
     if leaked:
         log.warning("released allocations no Service holds", extra={"released": leaked})
+    # Custom resources of stored CRDs are served from the first request on.
+    crds = CRDController(ctx)
+    await crds.sync_all()
     # The OpenAPI documents take about half a second of CPU to build; build them before serving so
     # the first kubectl apply does not stall the event loop.
     await asyncio.to_thread(openapi.v3_root, registry)
@@ -198,7 +217,7 @@ async def start(config: ServerConfig) -> RunningServer:
         "serving",
         extra={"url": url, "kubeconfig": str(config.kubeconfig_path), "storage": storage_url.split("?")[0]},
     )
-    return RunningServer(config, ctx, runner, url, credentials, stopping)
+    return RunningServer(config, ctx, runner, url, credentials, stopping, crds)
 
 
 async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:

@@ -7,9 +7,11 @@ here, once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 import orjson
 
@@ -19,7 +21,7 @@ from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import Event, KeyValue, Storage, Watch
 from controlplane.storage.revlog import FutureRevision
 
-__all__ = ["ListPage", "ObjectStore", "decode", "raw_object", "translated"]
+__all__ = ["CustomCodec", "ListPage", "ObjectStore", "decode", "raw_object", "translated"]
 
 
 _METADATA = b'"metadata":{'
@@ -54,6 +56,7 @@ class ListPage:
         more: bool,
         remaining: int,
         decoded: list[dict[str, Any]] | None = None,
+        raw_from_decoded: bool = False,
     ) -> None:
         self.kvs = kvs
         self.revision = revision
@@ -61,6 +64,8 @@ class ListPage:
         self.more = more
         self.remaining = remaining
         self._decoded = decoded
+        # Custom resources are converted and defaulted on read: their stored bytes are not the answer.
+        self._raw_from_decoded = raw_from_decoded
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -69,6 +74,8 @@ class ListPage:
         return self._decoded
 
     def raw_items(self) -> list[bytes]:
+        if self._raw_from_decoded:
+            return [orjson.dumps(obj) for obj in self.items]
         return [raw_object(kv) for kv in self.kvs]
 
 
@@ -117,21 +124,46 @@ async def translated(info: ResourceInfo, name: str = "") -> AsyncIterator[None]:
         raise errors.ServiceUnavailable(message=f"storage is unavailable: {exc}") from exc
 
 
+class CustomCodec(Protocol):
+    """Custom resources between the version served and the version stored (the CRD machinery)."""
+
+    async def from_storage(self, info: ResourceInfo, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stored objects as `info.version` serves them (converted, defaulted); in place allowed."""
+        ...
+
+    async def to_storage(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """A copy of `obj` in the storage version."""
+        ...
+
+    def synchronous(self, info: ResourceInfo) -> bool:
+        """Whether `from_storage` finishes without awaiting anything (no conversion webhook)."""
+        ...
+
+
 class ObjectStore:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, custom: CustomCodec | None = None) -> None:
         self.storage = storage
+        self.custom = custom
+
+    def _converts(self, info: ResourceInfo) -> bool:
+        return info.custom and self.custom is not None
+
+    async def _read(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        if self.custom is None or not info.custom:
+            return obj
+        return (await self.custom.from_storage(info, [obj]))[0]
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
         async with translated(info, name):
             kv = await self.storage.get(info.key(namespace, name))
         if kv is None:
             raise errors.NotFound.for_object(info.plural, info.group, name)
-        return decode(kv)
+        return await self._read(info, decode(kv))
 
     async def get_or_none(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any] | None:
         async with translated(info, name):
             kv = await self.storage.get(info.key(namespace, name))
-        return decode(kv) if kv is not None else None
+        return await self._read(info, decode(kv)) if kv is not None else None
 
     async def list(
         self,
@@ -145,6 +177,10 @@ class ObjectStore:
     ) -> ListPage:
         """A page of objects. With a predicate and a limit, keeps reading until `limit` objects
         match or the prefix is exhausted, like upstream's paging with selectors."""
+        if self.custom is not None and info.custom:
+            return await self._list_custom(
+                info, namespace, revision=revision, limit=limit, start_after=start_after, predicate=predicate
+            )
         prefix = info.list_prefix(namespace)
         kvs: list[KeyValue] = []
         matched: list[dict[str, Any]] = []
@@ -185,17 +221,67 @@ class ObjectStore:
                         decoded=matched if predicate is not None else None,
                     )
 
+    async def _list_custom(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        *,
+        revision: int | None,
+        limit: int,
+        start_after: str,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+    ) -> ListPage:
+        """Selectors see the served version of each object (converted, defaulted), as upstream's."""
+        assert self.custom is not None
+        page = await ObjectStore(self.storage).list(
+            info, namespace, revision=revision, limit=0 if predicate else limit, start_after=start_after
+        )
+        objects = await self.custom.from_storage(info, page.items)
+        if predicate is None:
+            return ListPage(
+                page.kvs,
+                page.revision,
+                page.last_key,
+                more=page.more,
+                remaining=page.remaining,
+                decoded=objects,
+                raw_from_decoded=True,
+            )
+        kvs: list[KeyValue] = []
+        matched: list[dict[str, Any]] = []
+        for kv, obj in zip(page.kvs, objects, strict=True):
+            if not predicate(obj):
+                continue
+            kvs.append(kv)
+            matched.append(obj)
+            if limit and len(kvs) >= limit:
+                more = kv is not page.kvs[-1]
+                return ListPage(
+                    kvs, page.revision, kv.key, more=more, remaining=0, decoded=matched, raw_from_decoded=True
+                )
+        return ListPage(
+            kvs, page.revision, page.last_key, more=False, remaining=0, decoded=matched, raw_from_decoded=True
+        )
+
     async def get_raw(self, info: ResourceInfo, namespace: str, name: str) -> bytes:
         async with translated(info, name):
             kv = await self.storage.get(info.key(namespace, name))
         if kv is None:
             raise errors.NotFound.for_object(info.plural, info.group, name)
+        if self._converts(info):
+            return orjson.dumps(await self._read(info, decode(kv)))
         return raw_object(kv)
+
+    async def _stored_form(self, info: ResourceInfo, obj: dict[str, Any]) -> bytes:
+        if self.custom is not None and info.custom:
+            return _encode(await self.custom.to_storage(info, obj))
+        return _encode(obj)
 
     async def create(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
+        value = await self._stored_form(info, obj)
         async with translated(info, meta["name"]):
-            kv = await self.storage.create(info.key(meta.get("namespace", ""), meta["name"]), _encode(obj))
+            kv = await self.storage.create(info.key(meta.get("namespace", ""), meta["name"]), value)
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
@@ -203,10 +289,11 @@ class ObjectStore:
         self, info: ResourceInfo, obj: dict[str, Any], *, expected_revision: int
     ) -> dict[str, Any]:
         meta = obj["metadata"]
+        value = await self._stored_form(info, obj)
         async with translated(info, meta["name"]):
             kv = await self.storage.update(
                 info.key(meta.get("namespace", ""), meta["name"]),
-                _encode(obj),
+                value,
                 expected_revision=expected_revision,
             )
         meta["resourceVersion"] = str(kv.mod_revision)
@@ -217,11 +304,14 @@ class ObjectStore:
     ) -> dict[str, Any]:
         async with translated(info, name):
             kv = await self.storage.delete(info.key(namespace, name), expected_revision=expected_revision)
-        return decode(kv)
+        return await self._read(info, decode(kv))
 
     async def watch(self, info: ResourceInfo, namespace: str | None, *, revision: int) -> Watch:
         async with translated(info):
-            return await self.storage.watch(info.list_prefix(namespace), revision=revision)
+            watch = await self.storage.watch(info.list_prefix(namespace), revision=revision)
+        if self.custom is not None and info.custom:
+            return _ConvertingWatch(watch, info, self.custom)
+        return watch
 
     async def current_revision(self) -> int:
         return await self.storage.current_revision()
@@ -234,3 +324,53 @@ def event_objects(event: Event) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(previous object or None, current object) of a storage event."""
     prev = decode(event.prev) if event.prev is not None else None
     return prev, decode(event.kv)
+
+
+class _ConvertingWatch:
+    """A watch of custom resources whose events carry the served version of each object.
+
+    Events are rebuilt with converted, defaulted values (encoded like stored ones, so the watch
+    code's byte splicing still applies). Watchers share decoded events by (revision, key), so a
+    version other than the storage version gets keys of its own.
+    """
+
+    def __init__(self, inner: Watch, info: ResourceInfo, codec: CustomCodec) -> None:
+        self._inner = inner
+        self._info = info
+        self._codec = codec
+        self._suffix = "" if info.version == info.storage_version else f"\x00{info.version}"
+
+    async def _kv(self, kv: KeyValue) -> KeyValue:
+        obj = decode(kv)
+        converted = (await self._codec.from_storage(self._info, [obj]))[0]
+        converted = copy.copy(converted)
+        return replace(kv, key=kv.key + self._suffix, value=_encode(converted))
+
+    async def _event(self, event: Event) -> Event:
+        prev = await self._kv(event.prev) if event.prev is not None else None
+        return replace(event, kv=await self._kv(event.kv), prev=prev)
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        async for event in self._inner:
+            yield await self._event(event)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    def ready(self, limit: int = 256) -> list[Event]:
+        if not self._codec.synchronous(self._info):
+            return []  # a conversion webhook is awaited per event by the iterator
+        out: list[Event] = []
+        for event in self._inner.ready(limit):
+            coroutine = self._event(event)
+            try:
+                coroutine.send(None)
+            except StopIteration as done:
+                out.append(done.value)
+            else:  # pragma: no cover - synchronous() promised no awaiting
+                coroutine.close()
+                raise RuntimeError("custom resource conversion awaited in a synchronous watch")
+        return out
+
+    async def close(self) -> None:
+        await self._inner.close()

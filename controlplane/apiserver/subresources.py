@@ -94,7 +94,7 @@ def _to_scale(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
     if selector_path:
         found = _get_path(obj, selector_path)
         selector = found if isinstance(found, str) else ""
-    else:
+    elif not info.custom:  # a custom resource without labelSelectorPath has no selector, as upstream
         sel = obj.get("spec", {}).get("selector")
         if isinstance(sel, dict) and ("matchLabels" in sel or "matchExpressions" in sel):
             selector = selectors.format_label_selector(selectors.label_selector_from_dict(sel))

@@ -10,7 +10,9 @@ from controlplane.apiserver.admission.default_toleration_seconds import (
     DefaultTolerationSeconds,
 )
 from controlplane.apiserver.admission.interface import (
+    REQUEST_USER,
     Attributes,
+    DeletePlugin,
     MutatingPlugin,
     Operation,
     ValidatingPlugin,
@@ -24,8 +26,10 @@ from controlplane.apiserver.admission.service_account import ServiceAccount
 
 __all__ = [
     "DEFAULT_TOLERATION_SECONDS",
+    "REQUEST_USER",
     "Admission",
     "Attributes",
+    "DeletePlugin",
     "MutatingPlugin",
     "Operation",
     "ValidatingPlugin",
@@ -41,7 +45,15 @@ def default_admission(
     not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,
     unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,
 ) -> Admission:
-    """The chain kube-apiserver enables by default, for the plugins Pinnace has."""
+    """The chain kube-apiserver enables by default, for the plugins Pinnace has: the webhook
+    plugins in upstream's places (MutatingAdmissionWebhook last of the mutating ones,
+    ValidatingAdmissionWebhook before ResourceQuota, which holds a namespace lock)."""
+    # Imported here: the webhook package imports this package's interface module.
+    from controlplane.apiserver.webhooks import ConfigurationSource, MutatingWebhooks, ValidatingWebhooks
+
+    source = ConfigurationSource()
+    mutating_webhooks = MutatingWebhooks(source)
+    validating_webhooks = ValidatingWebhooks(source)
     limit_ranger = LimitRanger()
     priority = Priority()
     return Admission(
@@ -50,6 +62,8 @@ def default_admission(
             ServiceAccount(),
             priority,
             DefaultTolerationSeconds(not_ready_toleration_seconds, unreachable_toleration_seconds),
+            mutating_webhooks,
         ],
-        validating=[limit_ranger, priority, ResourceQuota()],
+        validating=[limit_ranger, priority, validating_webhooks, ResourceQuota()],
+        deleting=[mutating_webhooks, validating_webhooks],
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane.apiserver.admission.interface import (
     Attributes,
+    DeletePlugin,
     MutatingPlugin,
     ValidatingPlugin,
     ValidationScope,
@@ -26,10 +27,16 @@ Obj = dict[str, Any]
 class Admission:
     mutating: Sequence[MutatingPlugin] = field(default_factory=list)
     validating: Sequence[ValidatingPlugin] = field(default_factory=list)
+    # DELETE requests: only the admission webhooks look at them (no built-in plugin does).
+    deleting: Sequence[DeletePlugin] = field(default_factory=list)
 
     async def admit(self, ctx: ServerContext, attrs: Attributes, obj: Obj, old: Obj | None) -> None:
         for plugin in self.mutating:
             await plugin.admit(ctx, attrs, obj, old)
+
+    async def admit_delete(self, ctx: ServerContext, attrs: Attributes, old: Obj) -> None:
+        for plugin in self.deleting:
+            await plugin.admit_delete(ctx, attrs, old)
 
     @asynccontextmanager
     async def validate(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     from controlplane.apiserver.context import ServerContext
 
 __all__ = [
+    "REQUEST_USER",
     "Attributes",
+    "DeletePlugin",
     "MutatingPlugin",
     "Operation",
     "ValidatingPlugin",
@@ -27,8 +30,12 @@ __all__ = [
 
 log = logging.getLogger("pinnace.admission")
 
-Operation = Literal["CREATE", "UPDATE"]
+Operation = Literal["CREATE", "UPDATE", "DELETE"]
 Obj = dict[str, Any]
+
+# The requesting user as an AdmissionReview's userInfo shows it (username, uid, groups, extra):
+# set by the API server's authentication step for the task serving the request.
+REQUEST_USER: ContextVar[Mapping[str, Any] | None] = ContextVar("pinnace_request_user", default=None)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,9 @@ class Attributes:
     # What a plugin read in the mutating phase and reads again when validating the same request
     # (kept across `dataclasses.replace`, which passes the same dict on).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Warnings for the client (admission webhooks answer with some): the response's own list,
+    # which the REST layer sends as `Warning` headers.
+    warnings: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def is_resource(self, group: str, plural: str) -> bool:
         return self.info.group == group and self.info.plural == plural and not self.info.custom
@@ -76,6 +86,13 @@ class ValidatingPlugin(Protocol):
         self, ctx: ServerContext, attrs: Attributes, obj: Obj, old: Obj | None, scope: ValidationScope
     ) -> None:
         """Raise a StatusError to refuse the request; never change `obj`."""
+
+
+class DeletePlugin(Protocol):
+    name: str
+
+    async def admit_delete(self, ctx: ServerContext, attrs: Attributes, old: Obj) -> None:
+        """Raise a StatusError to refuse deleting `old` (the object as stored)."""
 
 
 class ValidationScope:
