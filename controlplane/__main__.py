@@ -107,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     cm.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
     cm.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
     cm.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    kc = sub.add_parser(
+        "kubeconfig", help="print a kubeconfig for a new client certificate signed by the cluster CA"
+    )
+    kc_sub = kc.add_subparsers(dest="kubeconfig_command", required=True)
+    user = kc_sub.add_parser("user", help="as kubeadm's `kubeconfig user`: CN = --client-name, O = --org")
+    user.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the server's data directory")
+    user.add_argument("--client-name", required=True, help="the user, e.g. system:node:node-1")
+    user.add_argument("--org", action="append", default=[], help="a group, e.g. system:nodes (repeatable)")
+    user.add_argument("--validity-days", type=int, default=365)
+    user.add_argument("--out", type=Path, default=None, help="write here (mode 0600) instead of stdout")
     from controlplane.scheduler import cli as scheduler_cli
     from node_bootstrap.agent import cli as agent_cli
 
@@ -226,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         return 0
+    if args.command == "kubeconfig":
+        return _user_kubeconfig(args)
     if args.command == "scheduler":
         from controlplane.scheduler import cli as scheduler_cli
 
@@ -241,6 +253,26 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         return 0
     return 2
+
+
+def _user_kubeconfig(args: argparse.Namespace) -> int:
+    from controlplane.apiserver import kubeconfig, pki
+
+    data_dir = args.data_dir.expanduser().resolve()
+    bundle = pki.PKI.at(data_dir / "pki")
+    admin = data_dir / "admin.kubeconfig"
+    if not bundle.ca_key.exists() or not admin.exists():
+        print(
+            f"pinnace: no cluster CA under {data_dir} (run `pinnace server --data-dir {data_dir}` once)",
+            file=sys.stderr,
+        )
+        return 1
+    text = kubeconfig.user_kubeconfig(bundle, admin, args.client_name, args.org, days=args.validity_days)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        pki.write_private_file(args.out, text.encode())
+    return 0
 
 
 async def _run_controller_manager(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.apiserver.pki import PKI, write_private_file
+from controlplane.apiserver.pki import PKI, issue_client_cert, write_private_file
 
 __all__ = ["render_kubeconfig", "write_admin_kubeconfig", "write_kubeconfig"]
 
@@ -92,3 +92,22 @@ def write_admin_kubeconfig(pki: PKI, path: Path, server: str) -> None:
         client_cert_pem=pki.admin_cert.read_bytes(),
         client_key_pem=pki.admin_key.read_bytes(),
     )
+
+
+def user_kubeconfig(
+    pki: PKI, admin_kubeconfig: Path, client_name: str, organizations: list[str], *, days: int = 365
+) -> str:
+    """A kubeconfig for a new client certificate signed by the cluster CA (kubeadm's `kubeconfig
+    user`): CN = `client_name`, O = `organizations`, pointing at the admin kubeconfig's server."""
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    server = str(admin["clusters"][0]["cluster"]["server"])
+    cert, key = issue_client_cert(pki, client_name, organizations, days=days)
+    document = render_kubeconfig(
+        server=server,
+        ca_pem=pki.ca_pem(),
+        client_cert_pem=cert,
+        client_key_pem=key,
+        user=client_name,
+        context=f"{client_name}@pinnace",
+    )
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

@@ -194,6 +194,19 @@ class GarbageCollector(Controller):
         if node.owners and not node.deleting:
             await self._collect_if_owners_gone(node)
 
+    async def _resolve_unknown_owners(self, node: Node) -> None:
+        """An owner whose kind discovery has not shown yet (a custom resource whose CRD is
+        seconds old): discover again now, and retry this dependent with backoff until the kind
+        resolves, as upstream's collector does, instead of waiting for the periodic rediscovery
+        (by then the owner may be gone without this collector ever having watched it)."""
+        await self._discover_and_watch()
+        for ref in node.owners:
+            group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+            if (group, str(ref.get("kind", ""))) not in self._kinds:
+                raise errors.ServiceUnavailable(
+                    message=f"unable to resolve the owner kind {ref.get('apiVersion')}/{ref.get('kind')} of {node.name}"
+                )
+
     def _dependents_of(self, uid: str) -> list[Node]:
         return [
             self._graph.nodes[d] for d in self._graph.dependents.get(uid, set()) if d in self._graph.nodes
@@ -229,6 +242,9 @@ class GarbageCollector(Controller):
         waiting_on_foreground = False
         for ref in node.owners:
             state = await self._owner_state(node, ref)
+            if state is _UNKNOWN:
+                await self._resolve_unknown_owners(node)  # raises (retry with backoff) while unresolved
+                state = await self._owner_state(node, ref)
             if state is None:
                 absent.append(ref)
             elif state.deleting and FOREGROUND in state.finalizers:

@@ -90,3 +90,59 @@ def test_dependent_with_a_live_owner_is_kept(core: client.CoreV1Api, namespace: 
     owner, dep = owner_and_dependent(core, namespace)
     time.sleep(1.0)  # give the collector time to (wrongly) act
     assert core.read_namespaced_config_map(dep, namespace).metadata.owner_references[0].name == owner
+
+
+def test_dependents_of_a_brand_new_custom_kind_are_collected(
+    server: ServerProcess, core: client.CoreV1Api
+) -> None:
+    """The owner's kind appeared seconds ago (a fresh CRD) and the owner is deleted at once: the
+    collector must resolve the kind then and there, not at its next periodic rediscovery."""
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    group = f"gc{uuid.uuid4().hex[:6]}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"owners.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "owners", "singular": "owner", "kind": "Owner", "listKind": "OwnerList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    try:
+        client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+        custom = client.CustomObjectsApi(api)
+
+        def served() -> bool:
+            try:
+                custom.list_namespaced_custom_object(group, "v1", "default", "owners")
+            except ApiException:
+                return False
+            return True
+
+        eventually(served, timeout=10)
+        ns = f"gc-{uuid.uuid4().hex[:8]}"
+        core.create_namespace({"metadata": {"name": ns}})
+        owner = custom.create_namespaced_custom_object(
+            group,
+            "v1",
+            ns,
+            "owners",
+            {"apiVersion": f"{group}/v1", "kind": "Owner", "metadata": {"name": "o"}},
+        )
+        ref = {"apiVersion": f"{group}/v1", "kind": "Owner", "name": "o", "uid": owner["metadata"]["uid"]}
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "child", "ownerReferences": [ref]}})
+        custom.delete_namespaced_custom_object(group, "v1", ns, "owners", "o")
+        eventually(lambda: gone(lambda: core.read_namespaced_config_map("child", ns)), timeout=20)
+    finally:
+        api.close()

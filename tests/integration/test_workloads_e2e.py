@@ -9,6 +9,7 @@ Timings are shortened through the same flags an operator would use.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from cryptography import x509
 
 from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.integration.kubectl_helpers import Kubectl, eventually
@@ -37,6 +40,31 @@ class Cluster:
     workdir: Path
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def node_kubeconfig(self, name: str) -> Path:
+        """The node's own credential (CN system:node:<name>, O system:nodes), issued by the
+        cluster CA as `pinnace kubeconfig user` does; the agent never sees the admin's."""
+        path = self.workdir / f"{name}.kubeconfig"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "kubeconfig",
+                "user",
+                "--data-dir",
+                str(self.server.data_dir),
+                "--client-name",
+                f"system:node:{name}",
+                "--org",
+                "system:nodes",
+                "--out",
+                str(path),
+            ],
+            cwd=REPO,
+            check=True,
+        )
+        return path
+
     def start_node(self, name: str, *extra: str) -> None:
         log = (self.workdir / f"agent-{name}.log").open("wb")
         self.agents[name] = subprocess.Popen(
@@ -48,7 +76,7 @@ class Cluster:
                 "text",
                 "node-agent",
                 "--kubeconfig",
-                str(self.server.kubeconfig),
+                str(self.node_kubeconfig(name)),
                 "--node-name",
                 name,
                 "--port",
@@ -127,6 +155,10 @@ def namespace(c: Cluster) -> str:
 
 
 def test_nodes_join_with_pod_cidrs(cluster: Cluster) -> None:
+    credential = yaml.safe_load((cluster.workdir / "node-0.kubeconfig").read_text())
+    pem = base64.b64decode(credential["users"][0]["user"]["client-certificate-data"])
+    subject = x509.load_pem_x509_certificate(pem).subject.rfc4514_string()
+    assert subject == "CN=system:node:node-0,O=system:nodes"
     nodes = cluster.json("get", "nodes", "-o", "json")["items"]
     assert len(nodes) == 3
     cidrs = {n["spec"].get("podCIDR") for n in nodes}
