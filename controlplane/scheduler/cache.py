@@ -8,6 +8,8 @@ one (by generation), in the node tree's zone-interleaved order."""
 
 from __future__ import annotations
 
+import builtins
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -94,15 +96,28 @@ class NodeTree:
         return out
 
 
+_epochs = itertools.count(1)
+# Past this many logged changes the log is cut; a consumer that fell behind recounts everything.
+_CHANGE_LOG_LIMIT = 50_000
+
+
 class Snapshot:
-    """What one scheduling cycle sees: NodeInfos by name and in the order filters visit them."""
+    """What one scheduling cycle sees: NodeInfos by name and in the order filters visit them.
+
+    It also logs the names of the NodeInfos replaced or removed by each update, so that plugins
+    keeping per-node tallies across cycles (topology spread and pod affinity counts) recount only
+    those nodes. Code that changes a snapshot NodeInfo in place must call `record_change`."""
 
     def __init__(self) -> None:
         self.node_info_map: dict[str, NodeInfo] = {}
         self.node_info_list: list[NodeInfo] = []
-        self.have_pods_with_affinity: list[NodeInfo] = []
-        self.have_pods_with_required_anti_affinity: list[NodeInfo] = []
+        self._with_affinity: list[NodeInfo] | None = []
+        self._with_required_anti_affinity: list[NodeInfo] | None = []
         self.generation = 0
+        self._position: dict[str, int] = {}
+        self._epoch = next(_epochs)  # unique across snapshots: marks of another one never match
+        self._log: list[str] = []
+        self._log_base = 0
 
     @classmethod
     def build(cls, nodes: Iterable[dict[str, Any]], pods: Iterable[PodInfo] = ()) -> Snapshot:
@@ -117,15 +132,34 @@ class Snapshot:
             host = snap.node_info_map.get(pod.node_name)
             if host is not None:
                 host.add_pod(pod)
-        snap.node_info_list = [snap.node_info_map[n] for n in tree.list()]
+        snap._set_order(tree.list())
         snap._index_affinity()
         return snap
 
-    def _index_affinity(self) -> None:
-        self.have_pods_with_affinity = [n for n in self.node_info_list if n.pods_with_affinity]
-        self.have_pods_with_required_anti_affinity = [
-            n for n in self.node_info_list if n.pods_with_required_anti_affinity
-        ]
+    def _set_order(self, names: Iterable[str]) -> None:
+        self.node_info_list = [self.node_info_map[n] for n in names if n in self.node_info_map]
+        self._position = {info.name: i for i, info in enumerate(self.node_info_list)}
+
+    def _index_affinity(self, *, affinity: bool = True, anti_affinity: bool = True) -> None:
+        """Forget the lists of nodes with (anti-)affinity pods; they are rebuilt when next read."""
+        if affinity:
+            self._with_affinity = None
+        if anti_affinity:
+            self._with_required_anti_affinity = None
+
+    @property
+    def have_pods_with_affinity(self) -> builtins.list[NodeInfo]:
+        if self._with_affinity is None:
+            self._with_affinity = [n for n in self.node_info_list if n.pods_with_affinity]
+        return self._with_affinity
+
+    @property
+    def have_pods_with_required_anti_affinity(self) -> builtins.list[NodeInfo]:
+        if self._with_required_anti_affinity is None:
+            self._with_required_anti_affinity = [
+                n for n in self.node_info_list if n.pods_with_required_anti_affinity
+            ]
+        return self._with_required_anti_affinity
 
     def num_nodes(self) -> int:
         return len(self.node_info_list)
@@ -135,6 +169,35 @@ class Snapshot:
 
     def list(self) -> list[NodeInfo]:
         return self.node_info_list
+
+    # -- the change log ------------------------------------------------------------------------
+
+    def mark(self) -> tuple[int, int]:
+        """A position in the change log, for `changed_since`."""
+        return self._epoch, self._log_base + len(self._log)
+
+    def changed_since(self, mark: tuple[int, int] | None) -> builtins.list[str] | None:
+        """Names of the nodes changed since `mark` (repeats possible), or None when that is no
+        longer known (another snapshot, a full rebuild, or a log cut since)."""
+        if mark is None:
+            return None
+        epoch, position = mark
+        if epoch != self._epoch or position < self._log_base:
+            return None
+        return self._log[position - self._log_base :]
+
+    def record_change(self, name: str) -> None:
+        self._log.append(name)
+        if len(self._log) > _CHANGE_LOG_LIMIT:
+            cut = len(self._log) // 2
+            del self._log[:cut]
+            self._log_base += cut
+
+    def reset_changes(self) -> None:
+        """Everything may have changed: every consumer recounts."""
+        self._epoch = next(_epochs)
+        self._log.clear()
+        self._log_base = 0
 
 
 @dataclass
@@ -175,9 +238,10 @@ class Cache:
         info = self._nodes.get(name)
         if info is None or info.node is None:
             return self.add_node(new)
+        zone_moved = zone_key(info.node) != zone_key(new)
         self._tree.update(info.node, new)
         info.set_node(new)
-        self._touch(name, tree=True)
+        self._touch(name, tree=zone_moved)
         return info
 
     def remove_node(self, node: Mapping[str, Any]) -> None:
@@ -302,28 +366,47 @@ class Cache:
             self._tree_changed = True
 
     def update_snapshot(self, snapshot: Snapshot) -> None:
-        """Bring `snapshot` up to date, copying only the NodeInfos that changed. The cache keeps
-        one dirty set, so it serves exactly one snapshot (the scheduler's)."""
+        """Bring `snapshot` up to date, copying only the NodeInfos that changed and replacing them
+        in place in the visiting order; the order itself is rebuilt only when nodes came, went or
+        changed zone. The cache keeps one dirty set, so it serves exactly one snapshot (the
+        scheduler's)."""
         if snapshot.generation == 0:
             self._dirty = set(self._nodes)
             snapshot.node_info_map.clear()
+            snapshot.reset_changes()
             self._tree_changed = True
         elif not self._dirty:
             return
+        reorder = self._tree_changed  # nodes came, went or moved zone
+        affinity = anti_affinity = False
         for name in self._dirty:
+            before = snapshot.node_info_map.get(name)
             info = self._nodes.get(name)
             if info is None or info.node is None:
-                snapshot.node_info_map.pop(name, None)
-                continue
-            snapshot.node_info_map[name] = info.clone()
+                if before is not None:
+                    del snapshot.node_info_map[name]
+                    reorder = True
+            else:
+                after = info.clone()
+                snapshot.node_info_map[name] = after
+                if before is None:
+                    reorder = True
+                elif not reorder:
+                    snapshot.node_info_list[snapshot._position[name]] = after
+                affinity = affinity or bool(after.pods_with_affinity)
+                anti_affinity = anti_affinity or bool(after.pods_with_required_anti_affinity)
+            if before is not None:
+                affinity = affinity or bool(before.pods_with_affinity)
+                anti_affinity = anti_affinity or bool(before.pods_with_required_anti_affinity)
+            snapshot.record_change(name)
         self._dirty.clear()
         if self._tree_changed:
             self._tree_names = self._tree.list()
             self._tree_changed = False
-        # The lists hold references to the snapshot's current copies, so they are rebuilt after
-        # any copy was replaced: a pass over references, not a copy of NodeInfos.
-        snapshot.node_info_list = [
-            snapshot.node_info_map[n] for n in self._tree_names if n in snapshot.node_info_map
-        ]
-        snapshot._index_affinity()
+        if reorder:
+            # References to the snapshot's current copies: a pass over names, no NodeInfo copies.
+            snapshot._set_order(self._tree_names)
+            snapshot._index_affinity()
+        else:
+            snapshot._index_affinity(affinity=affinity, anti_affinity=anti_affinity)
         snapshot.generation += 1

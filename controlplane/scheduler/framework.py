@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -45,7 +45,6 @@ __all__ = [
     "Listers",
     "NoNodesAvailable",
     "NodePluginScores",
-    "NodeScore",
     "PermitPlugin",
     "Plugin",
     "PluginFactory",
@@ -159,6 +158,10 @@ class EventSink(Protocol):
 class Nominator(Protocol):
     def nominated_pods_for_node(self, node: str) -> list[PodInfo]: ...
 
+    def nominated_node_names(self) -> Collection[str]:
+        """The nodes some pod is nominated to (usually none)."""
+        ...
+
 
 # -- extension points --------------------------------------------------------------------------
 
@@ -205,6 +208,20 @@ class FilterPlugin(Plugin):
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         raise NotImplementedError
 
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        """`filter` over many nodes: the ones that pass, in order; each other one's status goes
+        into `failed` under its name. Hot plugins override this to avoid a call per node."""
+        passed: list[NodeInfo] = []
+        for node in nodes:
+            status = self.filter(state, pod, node)
+            if status is None or status.code == Code.SUCCESS:
+                passed.append(node)
+            else:
+                failed[node.name] = status
+        return passed
+
 
 class PostFilterPlugin(Plugin):
     async def post_filter(
@@ -218,12 +235,6 @@ class PreScorePlugin(Plugin):
         raise NotImplementedError
 
 
-@dataclass
-class NodeScore:
-    name: str
-    score: int
-
-
 class ScorePlugin(Plugin):
     normalizes: ClassVar[bool] = False  # whether normalize_score is implemented (ScoreExtensions)
 
@@ -234,7 +245,10 @@ class ScorePlugin(Plugin):
         """Scores of all `nodes`; hot plugins override this to avoid a call per node."""
         return [self.score(state, pod, node) for node in nodes]
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[NodeScore]) -> Status | None:
+    def normalize_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> Status | None:
+        """Rescale `scores` (one per node of `nodes`) in place into [0, MAX_NODE_SCORE]."""
         return None
 
 
@@ -462,11 +476,7 @@ class Framework:
         return None
 
     def run_filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        plugins: list[FilterPlugin] | None = state.filter_plugins
-        if plugins is None:
-            plugins = [p for p in self.filter if p.name not in state.skip_filter_plugins]
-            state.filter_plugins = plugins
-        for plugin in plugins:
+        for plugin in self._filter_plugins(state):
             status = plugin.filter(state, pod, node)
             if not is_success(status):
                 assert status is not None
@@ -543,35 +553,43 @@ class Framework:
         state.skip_score_plugins = skip
         return None
 
-    def run_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[NodePluginScores]:
-        plugins = [p for p in self.score if p.name not in state.skip_score_plugins]
-        per_plugin: list[list[NodeScore]] = []
-        for plugin in plugins:
-            raw = plugin.score_nodes(state, pod, nodes)
-            scores = [NodeScore(node.name, value) for node, value in zip(nodes, raw, strict=True)]
+    def run_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+    ) -> list[tuple[ScorePlugin, list[int]]]:
+        """Each non-skipped Score plugin with its normalized, unweighted scores, one per node."""
+        out: list[tuple[ScorePlugin, list[int]]] = []
+        for plugin in self.score:
+            if plugin.name in state.skip_score_plugins:
+                continue
+            scores = plugin.score_nodes(state, pod, nodes)
+            if len(scores) != len(nodes):
+                raise SchedulingError(
+                    f'plugin "{plugin.name}" returned {len(scores)} scores for {len(nodes)} nodes'
+                )
             if plugin.normalizes:
-                status = plugin.normalize_score(state, pod, scores)
+                status = plugin.normalize_score(state, pod, nodes, scores)
                 if not is_success(status):
                     assert status is not None
                     raise SchedulingError(
                         f'running Normalize on Score plugins "{plugin.name}": {status.message}'
                     )
-            per_plugin.append(scores)
-        out: list[NodePluginScores] = []
-        for i, node in enumerate(nodes):
-            entry = NodePluginScores(node.name)
-            for plugin, scores in zip(plugins, per_plugin, strict=True):
-                score = scores[i].score
-                if not MIN_NODE_SCORE <= score <= MAX_NODE_SCORE:
-                    raise SchedulingError(
-                        f'plugin "{plugin.name}" returns an invalid score {score}, it should in the range of '
-                        f"[{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
-                    )
-                weighted = score * self.weights[plugin.name]
-                entry.scores.append((plugin.name, weighted))
-                entry.total += weighted
-            out.append(entry)
+            if scores and (min(scores) < MIN_NODE_SCORE or max(scores) > MAX_NODE_SCORE):
+                bad = next(v for v in scores if not MIN_NODE_SCORE <= v <= MAX_NODE_SCORE)
+                raise SchedulingError(
+                    f'plugin "{plugin.name}" returns an invalid score {bad}, it should in the range of '
+                    f"[{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
+                )
+            out.append((plugin, scores))
         return out
+
+    def _weighted_totals(self, per_plugin: list[tuple[ScorePlugin, list[int]]], count: int) -> list[int]:
+        if not per_plugin:
+            return [0] * count
+        weighted = []
+        for plugin, scores in per_plugin:
+            weight = self.weights[plugin.name]
+            weighted.append(scores if weight == 1 else [s * weight for s in scores])
+        return list(map(sum, zip(*weighted, strict=True)))
 
     # -- reserve, permit, bind -----------------------------------------------------------------
 
@@ -667,8 +685,7 @@ class Framework:
             raise FitError(pod.key, self.snapshot.num_nodes(), diagnosis)
         if len(feasible) == 1:
             return ScheduleResult(feasible[0].name, 1 + len(diagnosis.node_to_status), 1)
-        scores = self.prioritize_nodes(state, pod, feasible)
-        host = self.select_host(scores)
+        host = self._select(state, pod, feasible)
         return ScheduleResult(host, len(feasible) + len(diagnosis.node_to_status), len(feasible))
 
     def find_nodes_that_fit_pod(self, state: CycleState, pod: PodInfo) -> tuple[list[NodeInfo], Diagnosis]:
@@ -710,45 +727,107 @@ class Framework:
     def _find_nodes_that_pass_filters(
         self, state: CycleState, pod: PodInfo, diagnosis: Diagnosis, nodes: Sequence[NodeInfo]
     ) -> list[NodeInfo]:
+        """Filter nodes in order from next_start_node_index until `to_find` pass. Nodes go
+        through the plugins in chunks no larger than the number still wanted, so exactly the
+        nodes a node-by-node loop would visit are visited, each plugin over a whole chunk."""
         total = len(nodes)
         if total == 0:
             return []
         to_find = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score, total)
         if not self.score:
             to_find = 1
-        feasible: list[NodeInfo] = []
-        start = self.next_start_node_index
+        start = self.next_start_node_index % total
         if not self.filter:
             return [nodes[(start + i) % total] for i in range(min(to_find, total))]
-        for i in range(total):
-            node = nodes[(start + i) % total]
-            status = self.run_filter_with_nominated_pods(state, pod, node)
-            if is_success(status):
-                feasible.append(node)
-                if len(feasible) >= to_find:
+        plugins = self._filter_plugins(state)
+        nominated = self.nominator.nominated_node_names() if self.nominator is not None else ()
+        ordered = list(nodes[start:]) + list(nodes[:start]) if start else list(nodes)
+        feasible: list[NodeInfo] = []
+        visited = 0
+        while visited < total and len(feasible) < to_find:
+            chunk = ordered[visited : visited + to_find - len(feasible)]
+            visited += len(chunk)
+            failed: dict[str, Status] = {}
+            batch = chunk
+            if nominated:
+                batch = []
+                for node in chunk:
+                    if node.name in nominated:
+                        status = self.run_filter_with_nominated_pods(state, pod, node)
+                        if not is_success(status):
+                            assert status is not None
+                            failed[node.name] = status
+                    else:
+                        batch.append(node)
+            for plugin in plugins:
+                if not batch:
                     break
+                rejected: dict[str, Status] = {}
+                batch = plugin.filter_nodes(state, pod, batch, rejected)
+                for name, returned in rejected.items():
+                    # Plugins may hand one Status to many nodes: it stays shared.
+                    wrapped = returned
+                    if not returned.is_rejected():
+                        wrapped = Status.error(f'running "{plugin.name}" filter plugin: {returned.message}')
+                    failed[name] = wrapped.with_plugin(plugin.name)
+            if not failed:
+                feasible.extend(batch)
                 continue
-            assert status is not None
-            if status.code == Code.ERROR:
-                raise SchedulingError(status.message)
-            diagnosis.node_to_status.set(node.name, status)
-            diagnosis.add_plugin_status(status)
+            if any(status.code == Code.ERROR for status in failed.values()):
+                first = next(
+                    failed[n.name] for n in chunk if n.name in failed and failed[n.name].code == Code.ERROR
+                )
+                raise SchedulingError(first.message)
+            feasible.extend(batch if not nominated else [n for n in chunk if n.name not in failed])
+            diagnosis.node_to_status.statuses.update(failed)
+            for status in {id(st): st for st in failed.values()}.values():
+                diagnosis.add_plugin_status(status)
         return feasible
+
+    def _filter_plugins(self, state: CycleState) -> list[FilterPlugin]:
+        plugins: list[FilterPlugin] | None = state.filter_plugins
+        if plugins is None:
+            plugins = [p for p in self.filter if p.name not in state.skip_filter_plugins]
+            state.filter_plugins = plugins
+        return plugins
 
     def prioritize_nodes(
         self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
     ) -> list[NodePluginScores]:
+        """Every node's weighted score per plugin and in total (what upstream logs at -v=10)."""
         if not self.score:
             return [NodePluginScores(n.name, total=1) for n in nodes]
+        per_plugin = self._scores(state, pod, nodes)
+        out = []
+        for i, node in enumerate(nodes):
+            entry = NodePluginScores(node.name)
+            for plugin, scores in per_plugin:
+                weighted = scores[i] * self.weights[plugin.name]
+                entry.scores.append((plugin.name, weighted))
+                entry.total += weighted
+            out.append(entry)
+        return out
+
+    def _scores(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+    ) -> list[tuple[ScorePlugin, list[int]]]:
         status = self.run_pre_score(state, pod, nodes)
         if not is_success(status):
             assert status is not None
             raise SchedulingError(status.message)
         return self.run_score(state, pod, nodes)
 
-    def select_host(self, scores: Sequence[NodePluginScores]) -> str:
-        """A node with the highest total score; ties broken at random, as upstream's reservoir
+    def _select(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> str:
+        """The best node by total weighted score; ties broken at random, as upstream's reservoir
         sampling does."""
+        if not self.score:
+            return self.rng.choice([n.name for n in nodes])
+        totals = self._weighted_totals(self._scores(state, pod, nodes), len(nodes))
+        best = max(totals)
+        return self.rng.choice([n.name for n, t in zip(nodes, totals, strict=True) if t == best])
+
+    def select_host(self, scores: Sequence[NodePluginScores]) -> str:
+        """A node with the highest total score; ties broken at random."""
         if not scores:
             raise SchedulingError("empty priorityList")
         best = max(s.total for s in scores)

@@ -86,6 +86,9 @@ class NodeInfo:
         self.requested = Resource()
         self.non_zero_requested = Resource()
         self.generation = next_generation()
+        # Per-node results plugins computed against this exact state (scores, fit verdicts),
+        # keyed by plugin and the pod's relevant requests; emptied by every change.
+        self.memo: dict[Any, Any] = {}
         if node is not None:
             self.set_node(node)
         for pod in pods:
@@ -104,10 +107,12 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
         self.allocatable = Resource.from_list(resource_list((node.get("status") or {}).get("allocatable")))
         self.generation = next_generation()
+        self.memo = {}
 
     def remove_node(self) -> None:
         self.node = None
         self.generation = next_generation()
+        self.memo = {}
 
     def add_pod(self, pod: PodInfo) -> None:
         self.pods.append(pod)
@@ -142,6 +147,7 @@ class NodeInfo:
             else:
                 self.used_ports.remove(ip, protocol, port)
         self.generation = next_generation()
+        self.memo = {}
 
     def clone(self) -> NodeInfo:
         out = NodeInfo.__new__(NodeInfo)
@@ -158,4 +164,5 @@ class NodeInfo:
         out.requested = self.requested.clone()
         out.non_zero_requested = self.non_zero_requested.clone()
         out.generation = self.generation
+        out.memo = {}
         return out

@@ -5,6 +5,7 @@ replaced (never mutated) when the pod changes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +19,7 @@ __all__ = ["AffinityTerm", "PodInfo", "QueuedPodInfo", "WeightedAffinityTerm", "
 
 Obj = Mapping[str, Any]
 NOTHING = LabelSelector(nothing=True)
+_MISSING = object()
 
 
 def pod_key(pod: Obj) -> str:
@@ -126,6 +128,35 @@ class PodInfo:
 
     def __repr__(self) -> str:
         return f"PodInfo({self.namespace}/{self.name})"
+
+    def same_inputs(self, pod: Mapping[str, Any]) -> bool:
+        """Whether `pod` (a newer copy of this pod) has the labels and spec this PodInfo parsed,
+        nodeName aside: binding changes only that (and status), so what was parsed still holds."""
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        return (
+            (meta.get("labels") or {}) == self.labels
+            and str(meta.get("uid") or pod_key(pod)) == self.uid
+            and len(spec) - ("nodeName" in spec) == len(self.spec) - ("nodeName" in self.spec)
+            and all(k == "nodeName" or self.spec.get(k, _MISSING) == v for k, v in spec.items())
+        )
+
+    def with_pod(self, pod: dict[str, Any], *, priority: int | None = None) -> PodInfo:
+        """This PodInfo for `pod`, a copy for which `same_inputs` holds: the parsed terms,
+        requests and ports are shared; what comes from elsewhere in the object is read anew."""
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        out = copy.copy(self)
+        out.__dict__.pop("start_time", None)
+        out.pod = pod
+        out.spec = spec
+        out.labels = meta.get("labels") or {}
+        out.priority = int(spec.get("priority") or 0) if priority is None else priority
+        out.node_name = str(spec.get("nodeName") or "")
+        out.nominated_node_name = str((pod.get("status") or {}).get("nominatedNodeName") or "")
+        out.deleting = bool(meta.get("deletionTimestamp"))
+        out.tolerations = spec.get("tolerations") or []
+        return out
 
     @property
     def key(self) -> str:

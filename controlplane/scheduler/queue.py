@@ -20,7 +20,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -489,6 +489,9 @@ class SchedulingQueue:
 
     def nominated_pods_for_node(self, node: str) -> list[PodInfo]:
         return list(self._nominated.get(node, ()))
+
+    def nominated_node_names(self) -> Collection[str]:
+        return self._nominated.keys()
 
     def nominated_node_of(self, uid: str) -> str:
         return self._nominated_node_of.get(uid, "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from controlplane.api.quantity import parse_quantity
@@ -51,12 +52,23 @@ def is_scalar_resource_name(name: str) -> bool:
     )
 
 
-def _value(name: str, raw: Any) -> int:
+@lru_cache(maxsize=4096)
+def _parsed(raw: str | int | float) -> tuple[int, int]:
+    """(milli value, value) of a quantity, both rounded up; (0, 0) when malformed. Requests and
+    capacities repeat ("100m", "500Mi", "4"), so each distinct string is parsed once, keeping
+    exact (Fraction) parsing out of the hot path."""
     try:
         quantity = parse_quantity(raw)
     except ValueError:
+        return 0, 0
+    return quantity.milli_value(), quantity.int_value()
+
+
+def _value(name: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         return 0
-    return quantity.milli_value() if name == CPU else quantity.int_value()
+    milli, units = _parsed(raw)
+    return milli if name == CPU else units
 
 
 def resource_list(raw: Any) -> dict[str, int]:

@@ -177,13 +177,17 @@ class Scheduler:
 
     # -- pods as the scheduler sees them ---------------------------------------------------------
 
-    def pod_info(self, pod: dict[str, Any]) -> PodInfo:
+    def pod_info(self, pod: dict[str, Any], like: PodInfo | None = None) -> PodInfo:
+        """The PodInfo of `pod`; `like`, the PodInfo of an earlier copy, is reused when the pod
+        only changed what binding changes (the informer confirming a binding)."""
         spec = pod.get("spec") or {}
         priority: int | None = None
         if spec.get("priority") is None and spec.get("priorityClassName"):
             # Priority admission normally resolves the class; do it here when it did not.
             cls = self._priority_classes.get(str(spec["priorityClassName"]))
             priority = int(cls.get("value") or 0) if cls is not None else 0
+        if like is not None and like.same_inputs(pod):
+            return like.with_pod(pod, priority=priority)
         return PodInfo(pod, priority=priority)
 
     def _responsible(self, pod: Obj) -> bool:
@@ -207,7 +211,16 @@ class Scheduler:
             return
         if new is None:
             return
-        new_pi = self.pod_info(new)
+        uid = str((new.get("metadata") or {}).get("uid") or "")
+        cached = self.cache.get_pod(uid) if uid else None
+        if _assigned(new) and not _terminal(new) and old is not None and not _assigned(old):
+            # The informer confirms a binding (ours, usually): the assumed PodInfo has it parsed.
+            new_pi = self.pod_info(new, like=cached)
+            self.queue.delete(new_pi)  # bound (by us or anyone): no longer ours to schedule
+            self.cache.add_pod(new_pi)
+            self.queue.assigned_pod_added(new_pi)
+            return
+        new_pi = self.pod_info(new, like=cached)
         old_pi = self.pod_info(old) if old is not None else None
         in_cache = self.cache.get_pod(new_pi.uid) is not None
         if _assigned(new) and not _terminal(new):
@@ -290,6 +303,9 @@ class Scheduler:
             except Exception:
                 log.exception("scheduling %s crashed", qpi.pod_info.key)
                 self.queue.done(qpi.uid)
+            # A cycle awaits nothing when it succeeds: yield, so that bindings in flight and
+            # informer events progress between cycles instead of after the queue drains.
+            await asyncio.sleep(0)
 
     async def schedule_one(self, qpi: QueuedPodInfo) -> None:
         pod = qpi.pod_info
@@ -367,7 +383,7 @@ class Scheduler:
     def _assumed_copy(self, pod: PodInfo, node: str) -> PodInfo:
         obj = dict(pod.pod)
         obj["spec"] = {**(pod.pod.get("spec") or {}), "nodeName": node}
-        return PodInfo(obj, priority=pod.priority)
+        return pod.with_pod(obj, priority=pod.priority)
 
     @staticmethod
     def _single_node_failure(status: Status | None, node: str) -> _Failure:

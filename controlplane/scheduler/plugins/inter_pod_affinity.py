@@ -21,11 +21,11 @@ from controlplane.scheduler.framework import (
     EnqueueExtensions,
     FilterPlugin,
     Framework,
-    NodeScore,
     PreFilterPlugin,
     PreScorePlugin,
     ScorePlugin,
 )
+from controlplane.scheduler.node_tally import Contribution, NodeTally, TallyCache
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import AffinityTerm, PodInfo, WeightedAffinityTerm
 from controlplane.scheduler.status import Code, PreFilterResult, Status
@@ -127,6 +127,10 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         weight = args.get("hardPodAffinityWeight")
         self.hard_pod_affinity_weight = 1 if weight is None else int(weight)
         self.ignore_preferred_terms_of_existing_pods = bool(args.get("ignorePreferredTermsOfExistingPods"))
+        self._filter_tallies: TallyCache[tuple[tuple[AffinityTerm, ...], tuple[AffinityTerm, ...]]] = (
+            TallyCache()
+        )
+        self._score_tallies: TallyCache[tuple[Any, ...]] = TallyCache()
 
     def _merge_namespaces(self, term: AffinityTerm) -> AffinityTerm:
         """Resolve a term's namespaceSelector into namespace names once per cycle."""
@@ -158,16 +162,50 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
                     existing.required_anti_affinity_terms, pod, s.namespace_labels, info.labels, 1
                 )
         if s.required_affinity or s.required_anti_affinity:
-            for info in nodes:
-                for existing in info.pods:
-                    s.affinity_counts.with_affinity_terms(s.required_affinity, existing, info.labels, 1)
-                    s.anti_affinity_counts.with_anti_affinity_terms(
-                        s.required_anti_affinity, existing, None, info.labels, 1
-                    )
+            if nodes is self.fw.snapshot.node_info_list:
+                affinity, anti = self._tallied_counts(s.required_affinity, s.required_anti_affinity)
+                s.affinity_counts, s.anti_affinity_counts = _Counts(affinity), _Counts(anti)
+            else:
+                for info in nodes:
+                    for existing in info.pods:
+                        s.affinity_counts.with_affinity_terms(s.required_affinity, existing, info.labels, 1)
+                        s.anti_affinity_counts.with_anti_affinity_terms(
+                            s.required_anti_affinity, existing, None, info.labels, 1
+                        )
         if not s.existing_anti_affinity_counts and not s.required_affinity and not s.required_anti_affinity:
             return None, Status(Code.SKIP)
         state.write(_PRE_FILTER_KEY, s)
         return None, None
+
+    def _tallied_counts(
+        self, affinity: tuple[AffinityTerm, ...], anti: tuple[AffinityTerm, ...]
+    ) -> tuple[dict[TopologyPair, int], dict[TopologyPair, int]]:
+        """The pre-filter's affinity and anti-affinity counts over every node, kept current
+        across cycles (see node_tally): the same numbers, recounting changed nodes only."""
+
+        def make() -> NodeTally:
+            def count(info: NodeInfo) -> list[Contribution]:
+                labels = info.labels
+                out: dict[tuple[int, TopologyPair], int] = {}
+                for existing in info.pods:
+                    if affinity and all(t.matches(existing, None) for t in affinity):
+                        for t in affinity:
+                            value = labels.get(t.topology_key)
+                            if value is not None:
+                                key = (0, (t.topology_key, value))
+                                out[key] = out.get(key, 0) + 1
+                    for t in anti:
+                        if t.matches(existing, None):
+                            value = labels.get(t.topology_key)
+                            if value is not None:
+                                key = (1, (t.topology_key, value))
+                                out[key] = out.get(key, 0) + 1
+                return [(slot, pair, n) for (slot, pair), n in out.items()]
+
+            return NodeTally(2, count)
+
+        totals = self._filter_tallies.get((affinity, anti), make).sync(self.fw.snapshot)
+        return dict(totals[0]), dict(totals[1])
 
     def pre_filter_extensions(self) -> InterPodAffinity:
         return self
@@ -198,6 +236,51 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
             return Status.of(Code.UNSCHEDULABLE, ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH)
         return None
 
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        s: _PreFilterState | None = state.get(_PRE_FILTER_KEY)
+        if s is None:
+            return nodes
+        # filter() per node, inlined: the same three checks in the same order.
+        affinity_keys = [t.topology_key for t in s.required_affinity]
+        counts = s.affinity_counts
+        # The first pod of a group with affinity to itself may go where no matching pod is.
+        first_of_group = not counts and all(t.matches(s.pod, None) for t in s.required_affinity)
+        anti_keys = [t.topology_key for t in s.required_anti_affinity] if s.anti_affinity_counts else []
+        anti_counts = s.anti_affinity_counts
+        existing = s.existing_anti_affinity_counts
+        no_affinity = Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_AFFINITY_RULES_NOT_MATCH)
+        anti = Status.of(Code.UNSCHEDULABLE, ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH)
+        existing_anti = Status.of(Code.UNSCHEDULABLE, ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH)
+        passed = []
+        for node in nodes:
+            labels = node.labels
+            if affinity_keys:
+                pods_exist = True
+                labelled = True
+                for key in affinity_keys:
+                    value = labels.get(key)
+                    if value is None:
+                        labelled = False
+                        break
+                    if counts.get((key, value), 0) <= 0:
+                        pods_exist = False
+                if not labelled or not (pods_exist or first_of_group):
+                    failed[node.name] = no_affinity
+                    continue
+            if anti_keys and any(
+                (value := labels.get(key)) is not None and anti_counts.get((key, value), 0) > 0
+                for key in anti_keys
+            ):
+                failed[node.name] = anti
+                continue
+            if existing and not all(existing.get(pair, 0) <= 0 for pair in labels.items()):
+                failed[node.name] = existing_anti
+                continue
+            passed.append(node)
+        return passed
+
     # -- score ---------------------------------------------------------------------------------
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
@@ -206,8 +289,6 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         has_constraints = bool(pod.preferred_affinity_terms or pod.preferred_anti_affinity_terms)
         if self.ignore_preferred_terms_of_existing_pods and not has_constraints:
             return Status(Code.SKIP)
-        # Without preferred terms of its own, only pods with affinity can influence the score.
-        all_nodes = self.fw.snapshot.list() if has_constraints else self.fw.snapshot.have_pods_with_affinity
         preferred = [
             WeightedAffinityTerm(self._merge_namespaces(w.term), w.weight)
             for w in pod.preferred_affinity_terms
@@ -217,39 +298,55 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
             for w in pod.preferred_anti_affinity_terms
         ]
         ns_labels = self.fw.listers.namespace_labels(pod.namespace)
-        scores: dict[str, dict[str, int]] = {}
+        hard_weight = self.hard_pod_affinity_weight
 
-        def process(
-            term: AffinityTerm,
-            weight: int,
-            target: PodInfo,
-            labels: Mapping[str, str] | None,
-            node_labels: Mapping[str, str],
-            sign: int,
-        ) -> None:
-            if term.matches(target, labels):
-                value = node_labels.get(term.topology_key)
-                if value is not None:
-                    bucket = scores.setdefault(term.topology_key, {})
-                    bucket[value] = bucket.get(value, 0) + weight * sign
+        def count(info: NodeInfo) -> list[Contribution]:
+            node_labels = info.labels
+            if not node_labels:
+                return []
+            out: dict[TopologyPair, int] = {}
 
-        for info in all_nodes:
-            if not info.labels:
-                continue
+            def process(
+                term: AffinityTerm, weight: int, target: PodInfo, labels: Mapping[str, str] | None, sign: int
+            ) -> None:
+                if term.matches(target, labels):
+                    value = node_labels.get(term.topology_key)
+                    if value is not None:
+                        pair = (term.topology_key, value)
+                        out[pair] = out.get(pair, 0) + weight * sign
+
             for existing in info.pods if has_constraints else info.pods_with_affinity:
                 for w in preferred:
-                    process(w.term, w.weight, existing, None, info.labels, 1)
+                    process(w.term, w.weight, existing, None, 1)
                 for w in preferred_anti:
-                    process(w.term, w.weight, existing, None, info.labels, -1)
-                if self.hard_pod_affinity_weight > 0:
+                    process(w.term, w.weight, existing, None, -1)
+                if hard_weight > 0:
                     for t in existing.required_affinity_terms:
-                        process(t, self.hard_pod_affinity_weight, pod, ns_labels, info.labels, 1)
+                        process(t, hard_weight, pod, ns_labels, 1)
                 for w in existing.preferred_affinity_terms:
-                    process(w.term, w.weight, pod, ns_labels, info.labels, 1)
+                    process(w.term, w.weight, pod, ns_labels, 1)
                 for w in existing.preferred_anti_affinity_terms:
-                    process(w.term, w.weight, pod, ns_labels, info.labels, -1)
-        if not scores:
+                    process(w.term, w.weight, pod, ns_labels, -1)
+            return [(0, pair, n) for pair, n in out.items()]
+
+        # Sums over every node, kept across cycles for pods that ask the same question (nodes
+        # without pods with affinity add nothing when the pod has no preferred terms).
+        key = (
+            has_constraints,
+            tuple(preferred),
+            tuple(preferred_anti),
+            pod.namespace,
+            frozenset(pod.labels.items()),
+            frozenset(ns_labels.items()) if ns_labels is not None else None,
+            hard_weight,
+        )
+        totals = self._score_tallies.get(key, lambda: NodeTally(1, count)).sync(self.fw.snapshot)[0]
+        if not totals:
             return Status(Code.SKIP)
+        scores: dict[str, dict[str, int]] = {}
+        for pair, weight in totals.items():
+            topology_key, value = pair
+            scores.setdefault(topology_key, {})[value] = weight
         state.write(_PRE_SCORE_KEY, _PreScoreState(scores))
         return None
 
@@ -264,15 +361,31 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
                 total += values.get(value, 0)
         return total
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[NodeScore]) -> Status | None:
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        s: _PreScoreState | None = state.get(_PRE_SCORE_KEY)
+        if s is None:
+            return [0] * len(nodes)
+        items = list(s.topology_score.items())
+        out = []
+        for node in nodes:
+            labels = node.labels
+            total = 0
+            for key, values in items:
+                value = labels.get(key)
+                if value is not None:
+                    total += values.get(value, 0)
+            out.append(total)
+        return out
+
+    def normalize_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> Status | None:
         s: _PreScoreState | None = state.get(_PRE_SCORE_KEY)
         if s is None or not s.topology_score or not scores:
             return None
-        lo = min(e.score for e in scores)
-        hi = max(e.score for e in scores)
-        diff = hi - lo
-        for entry in scores:
-            entry.score = int(MAX_NODE_SCORE * ((entry.score - lo) / diff)) if diff > 0 else 0
+        lo = min(scores)
+        diff = max(scores) - lo
+        scores[:] = [int(MAX_NODE_SCORE * ((v - lo) / diff)) if diff > 0 else 0 for v in scores]
         return None
 
     # -- requeueing ----------------------------------------------------------------------------

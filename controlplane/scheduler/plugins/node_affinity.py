@@ -18,7 +18,6 @@ from controlplane.scheduler.framework import (
     EnqueueExtensions,
     FilterPlugin,
     Framework,
-    NodeScore,
     PreFilterPlugin,
     PreScorePlugin,
     ScorePlugin,
@@ -85,6 +84,21 @@ class NodeAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin, E
             return None
         return Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_POD)
 
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        required: RequiredNodeAffinity | None = state.get(_PRE_FILTER_KEY)
+        if required is None:
+            required = required_node_affinity(pod.pod)
+        match = required.match
+        passed = []
+        for node in nodes:
+            if node.node is None or match(node.node):
+                passed.append(node)
+            else:
+                failed[node.name] = Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_POD)
+        return passed
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         preferred = _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution")
         if not preferred:
@@ -100,7 +114,9 @@ class NodeAffinity(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin, E
             )
         return terms.score(node.node) if node.node is not None else 0
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[NodeScore]) -> Status | None:
+    def normalize_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> Status | None:
         default_normalize_score(scores, reverse=False)
         return None
 

@@ -32,6 +32,13 @@ class NodeName(FilterPlugin, EnqueueExtensions):
             return None
         return Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON)
 
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        if not pod.node_name:
+            return nodes
+        return super().filter_nodes(state, pod, nodes, failed)
+
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(Resource.NODE, ActionType.ADD), self._node_added)]
 

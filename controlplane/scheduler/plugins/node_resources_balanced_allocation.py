@@ -11,6 +11,7 @@ from controlplane.scheduler.framework import Framework, PreScorePlugin, ScorePlu
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.plugins.resource_allocation import (
     ResourceAllocationScorer,
+    balanced_batch,
     balanced_resource_scorer,
     resource_specs,
 )
@@ -27,7 +28,10 @@ class NodeResourcesBalancedAllocation(PreScorePlugin, ScorePlugin):
 
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.allocation = ResourceAllocationScorer(
-            resource_specs(args.get("resources")), balanced_resource_scorer, use_requested=True
+            resource_specs(args.get("resources")),
+            balanced_resource_scorer,
+            use_requested=True,
+            batch=balanced_batch,
         )
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:

@@ -27,7 +27,9 @@ from controlplane.scheduler.framework import (
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.plugins.resource_allocation import (
     ResourceAllocationScorer,
+    least_allocated_batch,
     least_resource_scorer,
+    most_allocated_batch,
     most_resource_scorer,
     requested_to_capacity_ratio_scorer,
     resource_specs,
@@ -129,10 +131,14 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         strategy = args.get("scoringStrategy") or {}
         kind = strategy.get("type") or LEAST_ALLOCATED
         resources = resource_specs(strategy.get("resources"))
+        weights = tuple(spec.weight for spec in resources)
+        batch = None
         if kind == LEAST_ALLOCATED:
             scorer = least_resource_scorer(resources)
+            batch = least_allocated_batch(*weights) if len(weights) == 2 else None
         elif kind == MOST_ALLOCATED:
             scorer = most_resource_scorer(resources)
+            batch = most_allocated_batch(*weights) if len(weights) == 2 else None
         elif kind == REQUESTED_TO_CAPACITY_RATIO:
             shape = (strategy.get("requestedToCapacityRatio") or {}).get("shape") or [
                 {"utilization": 0, "score": 10},
@@ -142,7 +148,7 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         else:
             raise ValueError(f"scoring strategy {kind} is not supported")
         self.strategy = kind
-        self.allocation = ResourceAllocationScorer(resources, scorer, use_requested=False)
+        self.allocation = ResourceAllocationScorer(resources, scorer, use_requested=False, batch=batch)
 
     # -- filter --------------------------------------------------------------------------------
 
@@ -165,6 +171,44 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
             else Code.UNSCHEDULABLE
         )
         return Status.of(code, *(r.reason for r in insufficient))
+
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        request: Res | None = state.get(_PRE_FILTER_KEY)
+        if request is None:
+            request = pod.requests
+        if request.scalar or request.ephemeral_storage:
+            return super().filter_nodes(state, pod, nodes, failed)
+        # The common request (cpu, memory, a pod slot), checked inline and remembered per node
+        # (see NodeInfo.memo); a node that fails goes through fits_request for the reasons.
+        cpu, memory = request.milli_cpu, request.memory
+        key = (self, cpu, memory)
+        verdicts = [node.memo.get(key) for node in nodes]
+        if all(verdicts):
+            return nodes
+        for i, fits in enumerate(verdicts):
+            if fits is None:
+                node = nodes[i]
+                alloc, used = node.allocatable, node.requested
+                verdicts[i] = node.memo[key] = (
+                    len(node.pods) < alloc.allowed_pod_number
+                    and (cpu <= 0 or cpu <= alloc.milli_cpu - used.milli_cpu)
+                    and (memory <= 0 or memory <= alloc.memory - used.memory)
+                )
+        if all(verdicts):
+            return nodes
+        passed = []
+        for node, fits in zip(nodes, verdicts, strict=True):
+            if fits:
+                passed.append(node)
+                continue
+            status = self.filter(state, pod, node)
+            if status is None:
+                passed.append(node)
+            else:
+                failed[node.name] = status
+        return passed
 
     # -- score ---------------------------------------------------------------------------------
 

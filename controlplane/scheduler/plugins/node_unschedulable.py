@@ -4,6 +4,7 @@ node.kubernetes.io/unschedulable:NoSchedule taint."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import attrgetter
 from typing import Any
 
 from controlplane.scheduler.cluster_events import (
@@ -20,6 +21,7 @@ from controlplane.scheduler.podinfo import PodInfo
 from controlplane.scheduler.status import Code, Status
 from controlplane.scheduler.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate_taint
 
+_UNSCHEDULABLE = attrgetter("unschedulable")
 __all__ = ["ERR_REASON_UNSCHEDULABLE", "NodeUnschedulable"]
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -37,6 +39,13 @@ class NodeUnschedulable(FilterPlugin, EnqueueExtensions):
         if not node.unschedulable or _tolerates(pod):
             return None
         return Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_UNSCHEDULABLE)
+
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        if not any(map(_UNSCHEDULABLE, nodes)) or _tolerates(pod):
+            return nodes
+        return super().filter_nodes(state, pod, nodes, failed)
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [

@@ -25,12 +25,12 @@ from controlplane.scheduler.framework import (
     EnqueueExtensions,
     FilterPlugin,
     Framework,
-    NodeScore,
     PreFilterPlugin,
     PreScorePlugin,
     ScorePlugin,
 )
 from controlplane.scheduler.gomath import go_round
+from controlplane.scheduler.node_tally import Contribution, NodeTally, TallyCache
 from controlplane.scheduler.nodeaffinity import RequiredNodeAffinity, required_node_affinity
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo
@@ -225,6 +225,7 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
 
     def __init__(self, args: Mapping[str, Any], fw: Framework) -> None:
         self.fw = fw
+        self._tallies: TallyCache[tuple[str, tuple[tuple[str, LabelSelector], ...]]] = TallyCache()
         defaulting = args.get("defaultingType") or "System"
         if defaulting == "System":
             self.default_constraints: list[Mapping[str, Any]] = list(SYSTEM_DEFAULT_CONSTRAINTS)
@@ -267,6 +268,36 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
         if not constraints:
             return None, Status(Code.SKIP)
         require = required_node_affinity(pod.pod)
+        if self._pod_independent(constraints, require) and nodes is self.fw.snapshot.node_info_list:
+            counts = self._tallied_counts(pod.namespace, constraints)
+        else:
+            counts = self._counts(pod, constraints, require, nodes)
+        paths = []
+        for i in range(len(constraints)):
+            cp = _CriticalPaths()
+            for value, num in counts[i].items():
+                cp.update(value, num)
+            paths.append(cp)
+        state.write(_PRE_FILTER_KEY, _PreFilterState(constraints, paths, counts))
+        return None, None
+
+    @staticmethod
+    def _pod_independent(constraints: Sequence[Constraint], require: RequiredNodeAffinity) -> bool:
+        """Whether which nodes count depends on nothing but their labels: no node affinity or
+        selector to honour, no taints to honour."""
+        return (
+            not require.node_selector_labels
+            and require.node_selector is None
+            and all(c.node_taints_policy != HONOR for c in constraints)
+        )
+
+    def _counts(
+        self,
+        pod: PodInfo,
+        constraints: Sequence[Constraint],
+        require: RequiredNodeAffinity,
+        nodes: Iterable[NodeInfo],
+    ) -> list[dict[str, int]]:
         counts: list[dict[str, int]] = [{} for _ in constraints]
         for info in nodes:
             node = info.node
@@ -279,14 +310,30 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
                 counts[i][value] = counts[i].get(value, 0) + count_pods_match_selector(
                     info.pods, c.selector, pod.namespace
                 )
-        paths = []
-        for i in range(len(constraints)):
-            cp = _CriticalPaths()
-            for value, num in counts[i].items():
-                cp.update(value, num)
-            paths.append(cp)
-        state.write(_PRE_FILTER_KEY, _PreFilterState(constraints, paths, counts))
-        return None, None
+        return counts
+
+    def _tallied_counts(self, namespace: str, constraints: Sequence[Constraint]) -> list[dict[str, int]]:
+        """`_counts` for pods whose node inclusion is by labels only, kept current across cycles
+        (see node_tally): the same numbers, recounting only the nodes changed since last time."""
+        key = (namespace, tuple((c.topology_key, c.selector) for c in constraints))
+
+        def make() -> NodeTally:
+            keys = [c.topology_key for c in constraints]
+            selectors = [c.selector for c in constraints]
+
+            def count(info: NodeInfo) -> list[Contribution]:
+                labels = info.labels
+                if info.node is None or not all(k in labels for k in keys):
+                    return []
+                return [
+                    (i, labels[k], count_pods_match_selector(info.pods, selectors[i], namespace))
+                    for i, k in enumerate(keys)
+                ]
+
+            return NodeTally(len(constraints), count)
+
+        totals = self._tallies.get(key, make).sync(self.fw.snapshot)
+        return [dict(t) for t in totals]
 
     def pre_filter_extensions(self) -> PodTopologySpread:
         return self
@@ -333,6 +380,53 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
             if skew > c.max_skew:
                 return Status.of(Code.UNSCHEDULABLE, ERR_REASON_CONSTRAINTS_NOT_MATCH)
         return None
+
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        s: _PreFilterState | None = state.get(_PRE_FILTER_KEY)
+        if s is None or not s.constraints:
+            return nodes
+        # Per constraint: its key, its counts and the most a domain may hold before the pod.
+        checks = [
+            (
+                c.topology_key,
+                s.tp_value_to_match_num[i],
+                c.max_skew + s.min_match_num(i, c.min_domains) - (1 if c.selector.matches(pod.labels) else 0),
+            )
+            for i, c in enumerate(s.constraints)
+        ]
+        # One Status per reason for every node that fails for it in this call.
+        missing_label = Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_NODE_LABEL_NOT_MATCH)
+        too_skewed = Status.of(Code.UNSCHEDULABLE, ERR_REASON_CONSTRAINTS_NOT_MATCH)
+        if len(checks) == 1 and checks[0][2] >= 0:
+            # One constraint (the usual case): the domains already full, then one lookup a node.
+            key, counts, limit = checks[0]
+            full: set[str | None] = {value for value, count in counts.items() if count > limit}
+            full.add(None)  # no label: no domain
+            passed = [node for node in nodes if node.labels.get(key) not in full]
+            if len(passed) != len(nodes):
+                for node in nodes:
+                    value = node.labels.get(key)
+                    if value is None:
+                        failed[node.name] = missing_label
+                    elif value in full:
+                        failed[node.name] = too_skewed
+            return passed
+        passed = []
+        for node in nodes:
+            labels = node.labels
+            for key, counts, limit in checks:
+                value = labels.get(key)
+                if value is None:
+                    failed[node.name] = missing_label
+                    break
+                if counts.get(value, 0) > limit:
+                    failed[node.name] = too_skewed
+                    break
+            else:
+                passed.append(node)
+        return passed
 
     # -- score ---------------------------------------------------------------------------------
 
@@ -400,25 +494,26 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
             total += count * s.weights[i] + (c.max_skew - 1)
         return go_round(total)
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[NodeScore]) -> Status | None:
+    def normalize_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> Status | None:
         s: _PreScoreState | None = state.get(_PRE_SCORE_KEY)
         if s is None:
             return None
         min_score, max_score = math.inf, 0
-        for entry in scores:
-            if entry.name in s.ignored_nodes:
-                entry.score = _INVALID_SCORE
+        for i, node in enumerate(nodes):
+            if node.name in s.ignored_nodes:
+                scores[i] = _INVALID_SCORE
                 continue
-            min_score = min(min_score, entry.score)
-            max_score = max(max_score, entry.score)
-        for entry in scores:
-            if entry.score == _INVALID_SCORE:
-                entry.score = 0
-                continue
-            if max_score == 0:
-                entry.score = MAX_NODE_SCORE
-                continue
-            entry.score = MAX_NODE_SCORE * (max_score + int(min_score) - entry.score) // max_score
+            min_score = min(min_score, scores[i])
+            max_score = max(max_score, scores[i])
+        for i, score in enumerate(scores):
+            if score == _INVALID_SCORE:
+                scores[i] = 0
+            elif max_score == 0:
+                scores[i] = MAX_NODE_SCORE
+            else:
+                scores[i] = MAX_NODE_SCORE * (max_score + int(min_score) - score) // max_score
         return None
 
     # -- requeueing ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ untolerated PreferNoSchedule taints count against it when scoring."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from controlplane.scheduler.cluster_events import (
@@ -18,7 +19,6 @@ from controlplane.scheduler.framework import (
     EnqueueExtensions,
     FilterPlugin,
     Framework,
-    NodeScore,
     PreScorePlugin,
     ScorePlugin,
 )
@@ -33,6 +33,7 @@ from controlplane.scheduler.taints import (
     tolerations_tolerate_taint,
 )
 
+_TAINTS = attrgetter("taints")
 __all__ = ["TaintToleration", "untolerated_taint_reason"]
 
 _PRE_SCORE_KEY = "PreScoreTaintToleration"
@@ -56,6 +57,13 @@ class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensio
             return None
         return Status.of(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, untolerated_taint_reason(taint))
 
+    def filter_nodes(
+        self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
+    ) -> list[NodeInfo]:
+        if not any(map(_TAINTS, nodes)):
+            return nodes
+        return super().filter_nodes(state, pod, nodes, failed)
+
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         # Tolerations without an effect tolerate every effect, PreferNoSchedule included.
         prefer = [t for t in pod.tolerations if not t.get("effect") or t.get("effect") == PREFER_NO_SCHEDULE]
@@ -75,7 +83,14 @@ class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensio
             and not tolerations_tolerate_taint(tolerations, taint)
         )
 
-    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[NodeScore]) -> Status | None:
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        if not any(map(_TAINTS, nodes)):
+            return [0] * len(nodes)
+        return [self.score(state, pod, node) if node.taints else 0 for node in nodes]
+
+    def normalize_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> Status | None:
         default_normalize_score(scores, reverse=True)
         return None
 

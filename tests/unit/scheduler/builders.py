@@ -122,6 +122,7 @@ def place(fw: Framework, p: Obj) -> str:
     placed = dict(p)
     placed["spec"] = {**p["spec"], "nodeName": host}
     fw.snapshot.node_info_map[host].add_pod(PodInfo(placed))
+    fw.snapshot.record_change(host)
     fw.snapshot._index_affinity()
     return host
 
