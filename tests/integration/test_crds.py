@@ -7,7 +7,6 @@ Ignore) is tested only when `controlplane.api.crd` is installed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
@@ -20,9 +19,6 @@ import pytest
 from tests.integration.kubectl_helpers import Kubectl, eventually, headers, parse_table, row_named
 
 pytestmark = pytest.mark.kubectl
-
-HAVE_SCHEMA_ENGINE = importlib.util.find_spec("controlplane.api.crd") is not None
-needs_schema_engine = pytest.mark.skipif(not HAVE_SCHEMA_ENGINE, reason="the schema engine is not installed")
 
 
 @pytest.fixture
@@ -204,7 +200,6 @@ def test_unknown_fields_strict_and_warn(kubectl: Kubectl, group: str, cleanup: l
     assert 'unknown field "spec.foo"' in warned.stderr
 
 
-@needs_schema_engine
 def test_invalid_objects_are_refused_and_not_stored(kubectl: Kubectl, group: str, cleanup: list[str]) -> None:
     install(kubectl, cleanup, widget_crd(group))
     result = apply(kubectl, widget(group, "w4", size=0, color="green"), "-n", "default", check=False)
@@ -315,7 +310,6 @@ def test_deleting_a_crd_deletes_its_objects_first(kubectl: Kubectl, group: str, 
     kubectl.run("delete", "namespace", f"ns-{group[:9]}", "--wait=false")
 
 
-@needs_schema_engine
 def test_unknown_fields_are_pruned_silently_under_ignore(
     kubectl: Kubectl, group: str, cleanup: list[str]
 ) -> None:
