@@ -4,6 +4,8 @@
     .venv/bin/python bench/run.py --only writes,get    # a subset
     .venv/bin/python bench/run.py --scale 0.5          # shorter runs, fewer watchers/pods
     .venv/bin/python bench/run.py --profile /tmp/prof  # servers under cProfile -> /tmp/prof/<bench>.prof
+    .venv/bin/python bench/run.py --only density --density-nodes 100 --density-pods 3000
+                                                       # opt-in (long): 1000 nodes, 30,000 pods by default
 
 Each benchmark starts its own `pinnace server` in a temp data dir pinned to CPU 0, drives it from
 CPU 1, compares with a baseline measured in the same run, and stops the server with SIGTERM.
@@ -20,8 +22,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import bench_density
 import bench_get
 import bench_list
+import bench_scheduler
 import bench_tls_ceiling
 import bench_watch
 import bench_writes
@@ -29,7 +33,9 @@ import common
 import orjson
 from common import BenchResult, cpus_available, machine_description, print_result
 
-BENCHES = ("writes", "get", "list", "watch", "tls")
+BENCHES = ("writes", "get", "list", "watch", "tls", "scheduler", "density")
+# density runs only when asked for (--only density): at full size it takes the better part of an hour.
+DEFAULT_BENCHES = tuple(b for b in BENCHES if b != "density")
 
 
 def main() -> int:
@@ -37,7 +43,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}"
+        "--only",
+        default=",".join(DEFAULT_BENCHES),
+        help=f"comma-separated subset of {', '.join(BENCHES)} (default: all but density)",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies durations, pod count and watcher count"
@@ -51,6 +59,12 @@ def main() -> int:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--watch-rate", type=float, default=100.0)
     parser.add_argument("--watch-procs", type=int, default=2)
+    parser.add_argument("--density-nodes", type=int, default=1000, help="density: simulated nodes (x scale)")
+    parser.add_argument("--density-pods", type=int, default=30_000, help="density: pods (x scale)")
+    parser.add_argument(
+        "--density-deployments", type=int, default=300, help="density: Deployments sharing the pods (x scale)"
+    )
+    parser.add_argument("--density-rate", type=float, default=20.0, help="density: offered pods/s")
     parser.add_argument(
         "--server-arg", action="append", default=[], help="extra `pinnace server` argument (repeatable)"
     )
@@ -95,6 +109,14 @@ def main() -> int:
                 args.concurrency,
                 server_args,
             )
+        elif name == "density":
+            result = bench_density.run(
+                nodes=max(1, int(args.density_nodes * scale)),
+                pods=max(1, int(args.density_pods * scale)),
+                deployments=max(1, int(args.density_deployments * scale)),
+                rate=args.density_rate,
+                server_args=server_args,
+            )
         elif name == "tls":
             result = bench_tls_ceiling.run(
                 max(1, int(args.watchers * scale)), rate=args.watch_rate, duration=duration / 2
@@ -104,6 +126,12 @@ def main() -> int:
             )
             result.name += " (and 5 events per write)"
             result.rows += [replace(r, metric=f"5 per write: {r.metric}") for r in coalesced.rows]
+        elif name == "scheduler":
+            result = bench_scheduler.run(
+                init_pods=max(100, int(1000 * scale)),
+                measure_pods=max(500, int(5000 * scale)),
+                server_args=server_args,
+            )
         else:
             result = bench_watch.run(
                 max(1, int(args.watchers * scale)),

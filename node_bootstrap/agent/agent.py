@@ -1,10 +1,12 @@
-"""The node agent process: one log server, one API client, one or many simulated nodes.
+"""The node agent process: one log server, two API clients (pods; heartbeats), one or many
+simulated nodes.
 
 Start-up order matters: the log server listens first (its port is each Node's
 daemonEndpoints.kubeletEndpoint.Port), then every node registers, then one watch of Nodes and
-one watch of pods feed the nodes and their pod workers. Everything runs in one TaskGroup;
-`stop` ends it. Nothing is cleaned up in the API on the way out: a kubelet that stops just stops
-renewing its Lease, and the node lifecycle controller does the rest.
+one watch of pods feed the nodes and their pod workers; `started` is set once the pods are
+listed and every node holds its Lease. Everything runs in one TaskGroup; `stop` ends it.
+Nothing is cleaned up in the API on the way out: a kubelet that stops just stops renewing its
+Lease, and the node lifecycle controller does the rest.
 """
 
 from __future__ import annotations
@@ -63,17 +65,20 @@ class NodeAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
-        own_client: Client | None = None
+        own_clients: list[Client] = []
         api = self._api
+        heartbeat = api
         if api is None:
             if config.kubeconfig is None:
                 raise ValueError("a kubeconfig is required")
+            credentials = load_kubeconfig(config.kubeconfig)
             # "kubelet/..." first, so field managers read "kubelet" as they do upstream.
-            own_client = Client(
-                load_kubeconfig(config.kubeconfig),
-                user_agent=f"kubelet/{KUBELET_VERSION} (linux/amd64) pinnace-node-agent",
-            )
-            api = own_client
+            agent = f"kubelet/{KUBELET_VERSION} (linux/amd64) pinnace-node-agent"
+            # Two clients, as the kubelet has: Leases and NodeStatus on the heartbeat client's
+            # own connections. With many nodes in one process, a burst of pod status writes
+            # would otherwise hold every connection and leases would expire behind it.
+            api, heartbeat = Client(credentials, user_agent=agent), Client(credentials, user_agent=agent)
+            own_clients += [api, heartbeat]
         self._live_api = api
         server = LogServer(
             self.logs,
@@ -87,7 +92,9 @@ class NodeAgent:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for ident in identities(config):
-                    node = SimNode(config, ident, api=api, clock=self._clock, port=self.port)
+                    node = SimNode(
+                        config, ident, api=api, heartbeat_api=heartbeat, clock=self._clock, port=self.port
+                    )
                     self.nodes[node.name] = node
                     tg.create_task(node.register())
                     tg.create_task(node.lease_loop())
@@ -101,8 +108,8 @@ class NodeAgent:
             self._tg = None
             self.logs.close_all()
             await server.stop()
-            if own_client is not None:
-                await own_client.close()
+            for client in own_clients:
+                await client.close()
             log.info("node agent stopped")
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -154,6 +161,8 @@ class NodeAgent:
         tg.create_task(nodes.run())
         tg.create_task(self.pod_reflector.run())
         await self.pod_reflector.synced.wait()
+        # Ready means heartbeating too: a Node without its Lease would soon be marked Unknown.
+        await asyncio.gather(*(node.heartbeating.wait() for node in self.nodes.values()))
         log.info("node agent ready: %d node(s), kubelet endpoint port %d", len(names), self.port)
         self.started.set()
 

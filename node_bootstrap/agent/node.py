@@ -206,11 +206,15 @@ class SimNode:
         api: Api,
         clock: Clock,
         port: int,
+        heartbeat_api: Api | None = None,
     ) -> None:
         self.config = config
         self.ident = ident
         self.name = ident.name
         self._api = api
+        # The kubelet's heartbeatClient: Lease renewals and NodeStatus go through their own
+        # connections, so they never queue behind pod status writes.
+        self._heartbeat = heartbeat_api or api
         self._clock = clock
         self._port = port
         self.node: Obj | None = None
@@ -225,6 +229,7 @@ class SimNode:
         self._fallback: PodIPAllocator | None = None
         self._jitter = random.Random(ident.name)
         self.registered = asyncio.Event()
+        self.heartbeating = asyncio.Event()  # set after the first Lease renewal went through
         self.deleted = False
 
     @property
@@ -386,7 +391,7 @@ class SimNode:
         if not force and not due and significant == self._last_reported:
             return False
         try:
-            result = await self._api.patch(
+            result = await self._heartbeat.patch(
                 NODES, self.name, {"status": status}, subresource="status", patch_type=STRATEGIC_MERGE_PATCH
             )
         except Exception as exc:
@@ -449,19 +454,19 @@ class SimNode:
         path = LEASES.url(NODE_LEASE_NAMESPACE, self.name)
         if self.lease is not None:
             try:
-                self.lease = await self._api.request("PUT", path, body=self._renewed(self.lease, now))
+                self.lease = await self._heartbeat.request("PUT", path, body=self._renewed(self.lease, now))
                 return
             except Exception as exc:
                 log.debug("renewing lease of %s from cache failed (%s); reading it", self.name, exc)
                 self.lease = None
         try:
-            current = await self._api.get(LEASES, self.name, NODE_LEASE_NAMESPACE)
+            current = await self._heartbeat.get(LEASES, self.name, NODE_LEASE_NAMESPACE)
         except Exception as exc:
             if not is_not_found(exc):
                 raise
-            self.lease = await self._api.create(LEASES, self._new_lease(now), NODE_LEASE_NAMESPACE)
+            self.lease = await self._heartbeat.create(LEASES, self._new_lease(now), NODE_LEASE_NAMESPACE)
             return
-        self.lease = await self._api.request("PUT", path, body=self._renewed(current, now))
+        self.lease = await self._heartbeat.request("PUT", path, body=self._renewed(current, now))
 
     async def lease_loop(self) -> None:
         await self.registered.wait()
@@ -471,6 +476,7 @@ class SimNode:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout):
                     await self.renew_lease()
+                self.heartbeating.set()
             except Exception as exc:
                 log.warning("renewing lease of node %s failed: %s", self.name, exc)
                 delay = min(1.0, interval)

@@ -1,7 +1,8 @@
 """The simulated node agent against a real `pinnace server`.
 
 The agent runs in-process (its own asyncio tasks) with the server's admin kubeconfig; pods are
-bound by creating them with spec.nodeName or through pods/binding, since no scheduler runs.
+bound by creating them with spec.nodeName or through pods/binding; a pod the test binds itself
+names a schedulerName no scheduler serves, so the server's in-process scheduler leaves it alone.
 Every test plays its own nodes and namespace, so tests do not see each other's pods.
 """
 
@@ -264,7 +265,7 @@ async def test_pod_lifecycle(server: ServerProcess, client: Client, namespace: s
         assert term["exitCode"] == 0 and term["reason"] == "Completed"
 
         # Bound through pods/binding, as a scheduler would.
-        await create_pod(client, namespace, pod_manifest("bound", None))
+        await create_pod(client, namespace, pod_manifest("bound", None, schedulerName="test-binds-itself"))
         await client.request(
             "POST",
             PODS.url(namespace, "bound", "binding"),
