@@ -160,7 +160,11 @@ async def test_two_controller_managers_elect_one_leader(bare_server: ServerProce
             for proc in (first, second):
                 if proc.poll() is None:
                     proc.terminate()
-                    proc.wait(20)
+                    try:
+                        proc.wait(20)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()  # never leave a stuck manager behind the test run
+                        proc.wait(10)
 
 
 async def _count(list_pods: Callable[[], Awaitable[list[dict[str, object]]]], expected: int) -> bool:
