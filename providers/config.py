@@ -102,7 +102,14 @@ def parse_cloud_config(doc: Any, *, default_cluster_id: str = "") -> CloudConfig
         raise InvalidConfiguration("cloud config: tags must map strings to strings")
     qps = doc.get("qps", 10.0)
     burst = doc.get("burst", 20)
-    if not isinstance(qps, int | float) or qps <= 0 or not isinstance(burst, int) or burst < 1:
+    if (
+        isinstance(qps, bool)
+        or not isinstance(qps, int | float)
+        or qps <= 0
+        or isinstance(burst, bool)
+        or not isinstance(burst, int)
+        or burst < 1
+    ):
         raise InvalidConfiguration("cloud config: qps must be > 0 and burst >= 1")
     return CloudConfig(
         cluster_id=cluster_id,
