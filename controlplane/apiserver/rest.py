@@ -189,7 +189,7 @@ def respond_object(
     warnings: list[str] | None = None,
 ) -> web.Response:
     out = output.negotiate(request.headers.get("Accept"), request.query.get("includeObject"))
-    headers = _warning_headers(warnings)
+    headers = warning_headers(warnings)
     if out.shape == "table":
         body = output.table(
             info,
@@ -204,7 +204,7 @@ def respond_object(
     return codec.json_response(obj, status=status, headers=headers)
 
 
-def _warning_headers(warnings: list[str] | None) -> dict[str, str] | None:
+def warning_headers(warnings: list[str] | None) -> dict[str, str] | None:
     if not warnings:
         return None
 
@@ -463,7 +463,11 @@ def _schema_for(info: ResourceInfo) -> dict[str, Any] | None:
 
 
 def _patch_schema(info: ResourceInfo) -> dict[str, Any] | None:
-    return None if info.custom else schemas.definition_for(info.group, info.version, info.kind)
+    if info.custom:
+        # The CRD version's schema as apply types it (controlplane.api.crd.apply_schema).
+        schema = info.extra.get("applySchema")
+        return schema if isinstance(schema, dict) else None
+    return schemas.definition_for(info.group, info.version, info.kind)
 
 
 def _validate(info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -717,14 +721,25 @@ async def write_update(
     warnings: list[str],
     operation: str = "Update",
     managed: Any = None,
+    admission_view: admission.SubresourceView | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Read, mutate, check, write; retry on a concurrent write (the mutate function raises
-    Conflict itself when the client asked for a specific resourceVersion)."""
+    Conflict itself when the client asked for a specific resourceVersion). `admission_view`:
+    admission sees the subresource's own kind (scale) instead of the stored object."""
     for _ in range(MAX_UPDATE_RETRIES):
         current = await ctx.store.get(info, ri.namespace, ri.name)
         candidate = mutate(copy.deepcopy(current))
         result = await _finish_update(
-            ctx, info, ri, candidate, current, opts, operation=operation, managed=managed, warnings=warnings
+            ctx,
+            info,
+            ri,
+            candidate,
+            current,
+            opts,
+            operation=operation,
+            managed=managed,
+            warnings=warnings,
+            admission_view=admission_view,
         )
         if result is not None:
             return result, 200
@@ -742,6 +757,7 @@ async def _finish_update(
     operation: str,
     managed: Any,
     warnings: list[str] | None = None,
+    admission_view: admission.SubresourceView | None = None,
 ) -> dict[str, Any] | None:
     """Returns None when the stored object moved underneath (the caller retries)."""
     subresource = ri.subresource if ri.subresource in ("status",) else ""
@@ -758,9 +774,10 @@ async def _finish_update(
         "UPDATE",
         old_meta.get("namespace", ""),
         old_meta["name"],
-        subresource,
+        admission_view.subresource if admission_view is not None else subresource,
         opts.dry_run,
         warnings=warnings if warnings is not None else [],
+        view=admission_view,
     )
     await ctx.admission.admit(ctx, attrs, new, old)
     if old_meta.get("deletionTimestamp"):
@@ -1059,14 +1076,23 @@ async def delete(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
 ) -> web.Response:
     opts = await delete_options(request)
-    result, _deleted = await delete_object(ctx, info, ri.namespace, ri.name, opts)
-    return respond_object(ctx, info, result, request)
+    warnings: list[str] = []
+    result, _deleted = await delete_object(ctx, info, ri.namespace, ri.name, opts, warnings=warnings)
+    return respond_object(ctx, info, result, request, warnings=warnings)
 
 
 async def delete_object(
-    ctx: ServerContext, info: ResourceInfo, namespace: str, name: str, opts: DeleteOptions
+    ctx: ServerContext,
+    info: ResourceInfo,
+    namespace: str,
+    name: str,
+    opts: DeleteOptions,
+    *,
+    warnings: list[str] | None = None,
+    admit: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Returns (object, fully deleted?)."""
+    """Returns (object, fully deleted?). Admission webhooks' warnings are added to `warnings`;
+    `admit=False` for a deletion admitted as something else (a pod's eviction)."""
     for _ in range(MAX_UPDATE_RETRIES):
         current = await ctx.store.get(info, namespace, name)
         meta = current["metadata"]
@@ -1085,8 +1111,16 @@ async def delete_object(
                 group=info.group,
                 kind=info.plural,
             )
-        delete_attrs = admission.Attributes(info, "DELETE", namespace, name, dry_run=opts.dry_run)
-        await ctx.admission.admit_delete(ctx, delete_attrs, current)
+        delete_attrs = admission.Attributes(
+            info,
+            "DELETE",
+            namespace,
+            name,
+            dry_run=opts.dry_run,
+            warnings=[] if warnings is None else warnings,
+        )
+        if admit:
+            await ctx.admission.admit_delete(ctx, delete_attrs, current)
         grace = _grace_for(info, current, opts.grace_period)
         finalizers = _gc_finalizers(ctx, info, current, opts)
         expected = int(meta["resourceVersion"])
@@ -1169,10 +1203,13 @@ async def delete_collection(
         list_opts.latest_unpaged(),
     )
     deleted: list[dict[str, Any]] = []
+    warnings: list[str] = []
     for obj in page.items:
         meta = obj["metadata"]
         try:
-            result, _ = await delete_object(ctx, info, meta.get("namespace", ""), meta["name"], opts)
+            result, _ = await delete_object(
+                ctx, info, meta.get("namespace", ""), meta["name"], opts, warnings=warnings
+            )
         except errors.NotFound:
             continue
         deleted.append(result)
@@ -1182,5 +1219,7 @@ async def delete_collection(
             "apiVersion": info.api_version,
             "metadata": {"resourceVersion": str(page.revision)},
             "items": deleted,
-        }
+        },
+        # One warning per text, as upstream's request-scoped warning recorder keeps them.
+        headers=warning_headers(list(dict.fromkeys(warnings))),
     )

@@ -139,6 +139,10 @@ class CustomCodec(Protocol):
         """Whether `from_storage` finishes without awaiting anything (no conversion webhook)."""
         ...
 
+    def watch(self, info: ResourceInfo, watch: Watch) -> Watch:
+        """`watch` as served to the client (it ends when the CRD stops serving the version)."""
+        ...
+
 
 class ObjectStore:
     def __init__(self, storage: Storage, custom: CustomCodec | None = None) -> None:
@@ -310,7 +314,7 @@ class ObjectStore:
         async with translated(info):
             watch = await self.storage.watch(info.list_prefix(namespace), revision=revision)
         if self.custom is not None and info.custom:
-            return _ConvertingWatch(watch, info, self.custom)
+            return self.custom.watch(info, _ConvertingWatch(watch, info, self.custom))
         return watch
 
     async def current_revision(self) -> int:

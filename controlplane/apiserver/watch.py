@@ -236,6 +236,16 @@ async def _pump(
             status = errors.Expired(message="The resourceVersion for the provided watch is too old.")
             await response.write(orjson.dumps({"type": "ERROR", "object": status.to_status()}) + b"\n")
             return
+        except errors.StatusError as exc:
+            # An event that cannot be served (a custom resource whose conversion webhook fails):
+            # upstream's watcher sends it as an internal error and ends the watch.
+            failed = (
+                exc
+                if isinstance(exc, errors.InternalError)
+                else errors.InternalError(message=f"Internal error occurred: {exc.message}")
+            )
+            await response.write(orjson.dumps({"type": "ERROR", "object": failed.to_status()}) + b"\n")
+            return
         chunk: list[bytes] = []
         unfiltered = (
             encoder.out.shape == "object" and opts.label_selector is None and opts.field_selector is None

@@ -58,6 +58,12 @@ def handler(path: str, body: Obj) -> Any:
         return allow(body, warnings=["configmaps here are watched by the webhook"])
     if path == "/slow":
         return _slow(body)
+    if path == "/cap":
+        replicas = ((request["object"] or {}).get("spec") or {}).get("replicas", 0)
+        if request["kind"]["kind"] == "Scale" and replicas > 5:
+            patched = _patch(body, [{"op": "replace", "path": "/spec/replicas", "value": 5}])
+            patched["response"]["warnings"] = ["replicas capped at 5"]
+            return patched
     return allow(body)
 
 
@@ -310,3 +316,133 @@ def test_a_service_reference_reaches_the_webhook_through_its_endpoints(
     )
     refused = kubectl.run("apply", "-f", "-", stdin=configmap("forbidden-svc", namespace), check=False)
     assert 'admission webhook "svc.example.com" denied the request' in refused.stderr, refused.stderr
+
+
+def test_warnings_on_delete_reach_kubectl(
+    kubectl: Kubectl, namespace: str, hooks: WebhookServer, tls: TLS, configurations: list[str]
+) -> None:
+    kubectl.run("apply", "-f", "-", stdin=configmap("doomed", namespace))
+    hook = webhook("warn-delete.example.com", url_config(hooks, tls, "/warn"), namespace)
+    hook["rules"][0]["operations"] = ["DELETE"]
+    configure(kubectl, configurations, "ValidatingWebhookConfiguration", f"warn-del-{namespace}", hook)
+    result = kubectl.run("delete", "configmap", "doomed", "-n", namespace)
+    assert "Warning: configmaps here are watched by the webhook" in result.stderr, result.stderr
+    assert 'configmap "doomed" deleted' in result.stdout
+
+
+def _widget_crd(group: str) -> Obj:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                                "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                            },
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_subresource_requests_as_upstream_sends_them(
+    kubectl: Kubectl, namespace: str, hooks: WebhookServer, tls: TLS, configurations: list[str]
+) -> None:
+    group = f"{namespace}.example.com"
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(_widget_crd(group)))
+    configurations.append(f"crd/widgets.{group}")
+    deadline = time.monotonic() + 10
+    while kubectl.run("get", f"widgets.{group}", "-n", namespace, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the CRD was not served"
+        time.sleep(0.1)
+    widget = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": namespace},
+        "spec": {"replicas": 1},
+    }
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(widget))
+
+    def rule(resource: str) -> list[Obj]:
+        return [
+            {"operations": ["UPDATE"], "apiGroups": [group], "apiVersions": ["v1"], "resources": [resource]}
+        ]
+
+    configure(
+        kubectl,
+        configurations,
+        "ValidatingWebhookConfiguration",
+        f"subs-{namespace}",
+        webhook(
+            "scale.example.com",
+            url_config(hooks, tls, f"/{namespace}/scale"),
+            namespace,
+            rules=rule("widgets/scale"),
+        ),
+        webhook(
+            "main.example.com", url_config(hooks, tls, f"/{namespace}/main"), namespace, rules=rule("widgets")
+        ),
+        webhook(
+            "status.example.com",
+            url_config(hooks, tls, f"/{namespace}/status"),
+            namespace,
+            rules=rule("*/status"),
+        ),
+    )
+    configure(
+        kubectl,
+        configurations,
+        "MutatingWebhookConfiguration",
+        f"cap-{namespace}",
+        webhook("cap.example.com", url_config(hooks, tls, "/cap"), namespace, rules=rule("widgets/scale")),
+    )
+    scaled = kubectl.run("scale", f"widgets.{group}", "w", "-n", namespace, "--replicas=9")
+    assert "Warning: replicas capped at 5" in scaled.stderr, scaled.stderr
+    assert kubectl.json("get", f"widgets.{group}", "w", "-n", namespace)["spec"]["replicas"] == 5
+
+    sent = hooks.bodies(f"/{namespace}/scale")
+    assert len(sent) == 1
+    request = sent[0]["request"]
+    assert request["subResource"] == "scale"
+    assert request["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert request["resource"] == {"group": group, "version": "v1", "resource": "widgets"}
+    # Validating webhooks see what the mutating one made of the Scale.
+    assert request["object"]["spec"] == {"replicas": 5}
+    assert request["oldObject"]["spec"] == {"replicas": 1}
+    assert hooks.bodies(f"/{namespace}/main") == []
+    assert hooks.bodies(f"/{namespace}/status") == []
+
+    kubectl.run(
+        "patch", f"widgets.{group}", "w", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", '{"status":{"replicas":5}}',
+    )  # fmt: skip
+    status_calls = hooks.bodies(f"/{namespace}/status")
+    assert len(status_calls) == 1
+    assert status_calls[0]["request"]["subResource"] == "status"
+    assert status_calls[0]["request"]["kind"] == {"group": group, "version": "v1", "kind": "Widget"}
+    assert hooks.bodies(f"/{namespace}/main") == []
+
+    kubectl.run("label", f"widgets.{group}", "w", "-n", namespace, "touched=yes")
+    assert len(hooks.bodies(f"/{namespace}/main")) == 1
+    assert len(hooks.bodies(f"/{namespace}/scale")) == 1

@@ -6,7 +6,9 @@ rules) run only on update when an old value exists, unless `optionalOldSelf` mak
 optional. Null values are not validated. Failures become `field.Error`s whose bad value is the
 node's schema type, as upstream (`Invalid value: "object": failed rule: ...`).
 
-Not implemented: CEL cost limits (estimated and runtime), static type checking at compile time
+Runtime cost is bounded as upstream bounds it (`cel_cost`: a per-call limit and a budget per
+object, with upstream's messages); the estimated cost at CRD creation is `cel_estimate`'s.
+Not implemented: static type checking at compile time
 (unknown fields or overload mismatches surface at evaluation), `format`/`quote`/ip/cidr/semver
 libraries, timestamp/duration typing of `date-time`/`duration` strings, CEL escaping of
 property names that are reserved words.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import celpy
@@ -28,24 +30,42 @@ from celpy.evaluation import CELEvalError
 
 from controlplane.api.crd import fielderrors as fe
 from controlplane.api.crd import nodes, paths
+from controlplane.api.crd.cel_cost import (
+    COST_LIMIT_EXCEEDED,
+    PER_CALL_LIMIT,
+    RUNTIME_COST_BUDGET,
+    CostedRunner,
+    CostLimitExceeded,
+)
 from controlplane.api.crd.cel_library import FUNCTIONS, Optional
 from controlplane.api.errors import Cause
 
 __all__ = [
     "SUPPORTED_REASONS",
     "CompiledRule",
+    "CostBudget",
     "RuleError",
     "compile_rule",
     "escape_property",
     "evaluate_rules",
     "rule_repr",
     "to_cel",
+    "unescape_property",
 ]
 
 SUPPORTED_REASONS = ("FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired")
 _OLD_SELF = re.compile(r"\boldSelf\b")
 _STRING_LITERAL = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"")
-_ENV = celpy.Environment()
+_ENV = celpy.Environment(runner_class=CostedRunner)
+
+
+@dataclass
+class CostBudget:
+    """What is left of the runtime cost budget of one object's validation; once exhausted, no
+    further rule runs (upstream returns a remaining budget of -1)."""
+
+    remaining: int = field(default_factory=lambda: RUNTIME_COST_BUDGET)
+    exhausted: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class CompiledRule:
     optional_old_self: bool
     reason: str | None
     field_path: str
+    message_expression_text: str = ""
 
 
 def _go_str(value: Any) -> str:
@@ -122,6 +143,7 @@ def compile_rule(rule: dict[str, Any]) -> CompiledRule | RuleError:
         optional_old_self=bool(rule.get("optionalOldSelf")),
         reason=rule.get("reason"),
         field_path=str(rule.get("fieldPath") or ""),
+        message_expression_text=message_expr_text,
     )
 
 
@@ -166,6 +188,11 @@ def escape_property(name: str) -> str | None:
         .replace("-", "__dash__")
         .replace("/", "__slash__")
     )
+
+
+def unescape_property(name: str) -> str:
+    """The schema property a CEL field name stands for (`x__dash__y` is `x-y`)."""
+    return _unescape(name)
 
 
 def _unescape(name: str) -> str:
@@ -303,12 +330,25 @@ def _for_reason(path: str, type_name: str, detail: str, reason: str | None) -> C
     return fe.invalid(path, type_name, detail)
 
 
-def _message(rule: CompiledRule, activation: dict[str, Any]) -> str:
+def _message(rule: CompiledRule, activation: dict[str, Any], budget: CostBudget) -> str:
     if rule.message_expression is None:
         return _message_or_default(rule)
     try:
-        result = rule.message_expression.evaluate(activation)
-    except CELEvalError:
+        result, cost = rule.message_expression.evaluate_with_cost(activation, PER_CALL_LIMIT)
+    except CostLimitExceeded:
+        budget.exhausted = True
+        return (
+            "no further validation rules will be run due to call cost exceeds limit for "
+            f"messageExpression: {fe.go_value(rule.message_expression_text)}"
+        )
+    if cost > budget.remaining:
+        budget.exhausted = True
+        return (
+            "messageExpression evaluation failed due to running out of cost budget, "
+            "no further validation rules will be run"
+        )
+    budget.remaining -= cost
+    if isinstance(result, CELEvalError):
         return _message_or_default(rule)
     if not isinstance(result, str) or not result.strip() or "\n" in result:
         return _message_or_default(rule)
@@ -323,10 +363,13 @@ def evaluate_rules(
     old: Any,
     has_old: bool,
     schema: dict[str, Any] | None = None,
+    budget: CostBudget | None = None,
 ) -> list[Cause]:
-    """Run a node's rules; `has_old` says whether `old` is a correlated old value."""
+    """Run a node's rules; `has_old` says whether `old` is a correlated old value. `budget` is
+    the object's runtime cost budget, shared by every node's rules."""
     out: list[Cause] = []
-    if value is None or not rules:
+    budget = budget if budget is not None else CostBudget()
+    if value is None or not rules or budget.exhausted:
         return out
     shown_path = path or "<nil>"
     self_value = to_cel(value, schema)
@@ -341,9 +384,31 @@ def evaluate_rules(
             else:
                 activation["oldSelf"] = old_value
         try:
-            result = rule.program.evaluate(activation)
-        except CELEvalError as exc:
-            text = _eval_error_text(exc)
+            result, cost = rule.program.evaluate_with_cost(activation, PER_CALL_LIMIT)
+        except CostLimitExceeded:
+            out.append(
+                fe.invalid(
+                    shown_path,
+                    type_name,
+                    f"'{COST_LIMIT_EXCEEDED}': no further validation rules will be run due to call cost "
+                    f"exceeds limit for rule: {_error_string(rule)}",
+                )
+            )
+            budget.exhausted = True
+            return out
+        if cost > budget.remaining:
+            out.append(
+                fe.invalid(
+                    shown_path,
+                    type_name,
+                    "validation failed due to running out of cost budget, no further validation rules will be run",
+                )
+            )
+            budget.exhausted = True
+            return out
+        budget.remaining -= cost
+        if isinstance(result, CELEvalError):
+            text = _eval_error_text(result)
             if text == "no such overload":
                 detail = (
                     f"'{text}': call arguments did not match a supported operator, function or macro "
@@ -353,11 +418,10 @@ def evaluate_rules(
                 detail = f"{text} evaluating rule: {_error_string(rule)}"
             out.append(fe.invalid(shown_path, type_name, detail))
             continue
-        if isinstance(result, CELEvalError):
-            out.append(fe.invalid(shown_path, type_name, f"{result} evaluating rule: {_error_string(rule)}"))
-            continue
         if result is True or (isinstance(result, celtypes.BoolType) and bool(result)):
             continue
         target = _field_path(path, rule.field_path) if rule.field_path else shown_path
-        out.append(_for_reason(target or "<nil>", type_name, _message(rule, activation), rule.reason))
+        out.append(_for_reason(target or "<nil>", type_name, _message(rule, activation, budget), rule.reason))
+        if budget.exhausted:
+            return out
     return out

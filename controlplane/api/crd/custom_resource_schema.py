@@ -78,19 +78,28 @@ class CustomResourceSchema:
             return errs
         root_value = _root_view(obj)
         root_old = _root_view(old) if old is not None else None
-        self._cel(self.schema, root_value, root_old if old is not None else MISSING, "", errs)
+        self._cel(
+            self.schema, root_value, root_old if old is not None else MISSING, "", errs, cel.CostBudget()
+        )
         return errs
 
     def validate_rules(self, value: Any, old: Any, path: str) -> list[Cause]:
         """Only the CEL rules, for a value of this schema at `path` (used on defaults)."""
         out: list[Cause] = []
-        self._cel(self.schema, value, old, path, out, ratchet=False)
+        self._cel(self.schema, value, old, path, out, cel.CostBudget(), ratchet=False)
         return out
 
     def _cel(
-        self, s: Schema | None, value: Any, old: Any, path: str, out: list[Cause], ratchet: bool = True
+        self,
+        s: Schema | None,
+        value: Any,
+        old: Any,
+        path: str,
+        out: list[Cause],
+        budget: cel.CostBudget,
+        ratchet: bool = True,
     ) -> None:
-        if s is None or value is None:
+        if s is None or value is None or budget.exhausted:
             return
         rules = self._rules.get(id(s)) or []
         if ratchet and old is not MISSING and json_equal(value, old):
@@ -101,7 +110,7 @@ class CustomResourceSchema:
             has_old = old is not MISSING
             out.extend(
                 cel.evaluate_rules(
-                    rules, str(s.get("type") or ""), path, value, old if has_old else None, has_old, s
+                    rules, str(s.get("type") or ""), path, value, old if has_old else None, has_old, s, budget
                 )
             )
         if isinstance(value, dict):
@@ -112,10 +121,10 @@ class CustomResourceSchema:
             for name, item in value.items():
                 if name in props:
                     old_item = old_map.get(name, MISSING) if old_map is not None and granular else MISSING
-                    self._cel(props[name], item, old_item, paths.child(path, name), out, ratchet)
+                    self._cel(props[name], item, old_item, paths.child(path, name), out, budget, ratchet)
                 elif extra is not None:
                     old_item = old_map.get(name, MISSING) if old_map is not None and granular else MISSING
-                    self._cel(extra, item, old_item, paths.key(path, name), out, ratchet)
+                    self._cel(extra, item, old_item, paths.key(path, name), out, budget, ratchet)
         elif isinstance(value, list):
             item_schema = nodes.items(s)
             if item_schema is None:
@@ -123,7 +132,7 @@ class CustomResourceSchema:
             old_list = old if isinstance(old, list) else None
             for i, item in enumerate(value):
                 old_item = correlate_item(s, item, old_list)
-                self._cel(item_schema, item, old_item, paths.index(path, i), out, ratchet)
+                self._cel(item_schema, item, old_item, paths.index(path, i), out, budget, ratchet)
 
 
 def _root_view(obj: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controlplane.api.crd import cel, nodes, objectmeta, pruning
+from controlplane.api.crd import cel, cel_estimate, nodes, objectmeta, pruning
 from controlplane.api.crd import fielderrors as fe
 from controlplane.api.crd.custom_resource_schema import CustomResourceSchema
 from controlplane.api.crd.paths import child, index, key
@@ -64,6 +64,7 @@ def validate_crd_schema(schema: dict[str, Any], fld: str) -> list[Cause]:
     errs.extend(structural)
     if not structural:
         _defaults(schema, fld, False, errs, is_root=True)
+        errs.extend(cel_estimate.cost_errors(schema, fld))
     return errs
 
 

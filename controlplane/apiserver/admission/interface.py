@@ -23,6 +23,7 @@ __all__ = [
     "DeletePlugin",
     "MutatingPlugin",
     "Operation",
+    "SubresourceView",
     "ValidatingPlugin",
     "ValidationScope",
     "forbidden",
@@ -36,6 +37,19 @@ Obj = dict[str, Any]
 # The requesting user as an AdmissionReview's userInfo shows it (username, uid, groups, extra):
 # set by the API server's authentication step for the task serving the request.
 REQUEST_USER: ContextVar[Mapping[str, Any] | None] = ContextVar("pinnace_request_user", default=None)
+
+
+@dataclass(frozen=True)
+class SubresourceView:
+    """A subresource whose requests carry a kind of their own (`scale`: autoscaling/v1 Scale).
+    Admission sees and mutates that object, as upstream's scale REST converts around admission;
+    `from_view` writes a (possibly mutated) view back into the stored kind's object in place."""
+
+    subresource: str
+    api_version: str
+    kind: str
+    to_view: Callable[[Obj], Obj]
+    from_view: Callable[[Obj, Obj], None]
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,9 @@ class Attributes:
     # Warnings for the client (admission webhooks answer with some): the response's own list,
     # which the REST layer sends as `Warning` headers.
     warnings: list[str] = field(default_factory=list, compare=False, repr=False)
+    # Set for a subresource with its own kind: built-in plugins skip it (its subresource is set),
+    # webhooks see the view's objects.
+    view: SubresourceView | None = field(default=None, compare=False, repr=False)
 
     def is_resource(self, group: str, plural: str) -> bool:
         return self.info.group == group and self.info.plural == plural and not self.info.custom

@@ -14,6 +14,8 @@ from typing import Any
 from controlplane.api import errors
 from controlplane.api.resources import ResourceInfo
 from controlplane.apiserver.crd import custom
+from controlplane.apiserver.crd.watches import WatchTracker
+from controlplane.storage.interface import Watch
 
 __all__ = ["CustomResourceCodec"]
 
@@ -26,6 +28,7 @@ class CustomResourceCodec:
 
     def __init__(self) -> None:
         self.ctx: object | None = None
+        self.watches = WatchTracker()
 
     def synchronous(self, info: ResourceInfo) -> bool:
         return not custom.needs_webhook(info)
@@ -59,3 +62,7 @@ class CustomResourceCodec:
         if obj.get("apiVersion") == f"{info.group}/{storage}":
             return obj
         return (await self._convert(info, [copy.deepcopy(obj)], storage))[0]
+
+    def watch(self, info: ResourceInfo, watch: Watch) -> Watch:
+        """Track an open watch so that it ends when its version stops being served."""
+        return self.watches.track(str(info.extra.get("crd", "")), info.version, watch)

@@ -20,6 +20,7 @@ from controlplane.api.resources import CRD_GROUP, CRD_PLURAL, ResourceInfo
 from controlplane.apiserver import rest
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.crd import custom, definition, naming
+from controlplane.apiserver.crd.codec import CustomResourceCodec
 from controlplane.storage import errors as storage_errors
 
 __all__ = ["CRDController"]
@@ -106,7 +107,7 @@ class CRDController:
         """Bring one CRD's status, serving entries and deletion forward. True: look again later."""
         crd = await self.ctx.store.get_or_none(self.info, "", name)
         if crd is None:
-            self._serve(name, None)
+            await self._serve(name, None)
             # Its names are free again: the group's other CRDs may now be accepted.
             for other in await self._all():
                 if (
@@ -118,14 +119,20 @@ class CRDController:
                 self._wake.set()
             return False
         crd = await self._update_names(crd)
-        self._serve(name, crd)
+        await self._serve(name, crd)
         if crd["metadata"].get("deletionTimestamp"):
             return await self._finalize(crd)
         return False
 
-    def _serve(self, name: str, crd: Obj | None) -> None:
+    async def _serve(self, name: str, crd: Obj | None) -> None:
         infos = custom.resource_infos(crd) if crd is not None else []
         self.ctx.registry.set_custom(name, infos)
+        codec = getattr(self.ctx.store, "custom", None)
+        if isinstance(codec, CustomResourceCodec) and codec.watches.count(name):
+            # Upstream tears the storage of an unserved version down, which ends its watches;
+            # everything written before now (the cleanup's DELETED events) is delivered first.
+            served = {info.version for info in infos}
+            codec.watches.end(name, served, await self.ctx.store.current_revision())
 
     async def _update_names(self, crd: Obj) -> Obj:
         others = [o for o in await self._all() if o["metadata"]["name"] != crd["metadata"]["name"]]

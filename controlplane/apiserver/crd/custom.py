@@ -14,6 +14,7 @@ import logging
 from typing import Any, Protocol
 
 from controlplane.api import errors
+from controlplane.api.crd.apply_schema import apply_schema
 from controlplane.api.resources import (
     SCALE_SUBRESOURCE,
     STATUS_SUBRESOURCE,
@@ -100,6 +101,7 @@ def resource_infos(crd: Obj) -> list[ResourceInfo]:
         }
         if isinstance(schema, dict):
             extra["openAPIV3Schema"] = schema
+            extra["applySchema"] = apply_schema(schema)
             compiled = _compile(schema)
             if compiled is not None:
                 extra["schema"] = compiled

@@ -12,6 +12,7 @@ import copy
 import importlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from controlplane.api import errors, names
@@ -248,18 +249,40 @@ def _schema_validator() -> Callable[[dict[str, Any], str], list[errors.Cause]] |
     return found if callable(found) else None
 
 
-def _validate_version(errs: _Errs, version: Obj, path: str, *, has_status: bool) -> None:
+def _identical(versions: list[Any], field: str) -> bool:
+    """upstream's hasIdenticalPerVersion*: every version sets `field`, all to the same value.
+    Converting a v1 CRD to the internal form moves such a field to the top level (`spec.validation`,
+    `spec.subresources`, `spec.additionalPrinterColumns`), where its errors are then reported."""
+    if not versions:
+        return False
+    first = _d(versions[0]).get(field)
+    return all(_d(v).get(field) is not None and _d(v).get(field) == first for v in versions)
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """Where a version's schema, subresources and printer columns are validated ('' skips them:
+    they were validated once at the top level)."""
+
+    schema: str
+    subresources: str
+    columns: str
+
+
+def _validate_version(errs: _Errs, version: Obj, paths: _Paths) -> None:
     schema = _d(version.get("schema")).get("openAPIV3Schema")
-    if not isinstance(schema, dict):
-        errs.required(f"{path}.schema.openAPIV3Schema", "schemas are required")
+    if not paths.schema:
+        pass
+    elif not isinstance(schema, dict):
+        errs.required(f"{paths.schema}.openAPIV3Schema", "schemas are required")
     else:
         validator = _schema_validator()
         if validator is not None:
-            errs.causes.extend(validator(schema, f"{path}.schema.openAPIV3Schema"))
+            errs.causes.extend(validator(schema, f"{paths.schema}.openAPIV3Schema"))
     subresources = _d(version.get("subresources"))
     scale = subresources.get("scale")
-    if isinstance(scale, dict):
-        spath = f"{path}.subresources.scale"
+    if isinstance(scale, dict) and paths.subresources:
+        spath = f"{paths.subresources}.scale"
         for key, prefix in (("specReplicasPath", ".spec."), ("statusReplicasPath", ".status.")):
             value = scale.get(key)
             if not value:
@@ -271,9 +294,8 @@ def _validate_version(errs: _Errs, version: Obj, path: str, *, has_status: bool)
             errs.invalid(
                 f"{spath}.labelSelectorPath", selector, "should be a json path under either .spec or .status"
             )
-    del has_status
-    for index, raw_column in enumerate(_l(version.get("additionalPrinterColumns"))):
-        cpath = f"{path}.additionalPrinterColumns[{index}]"
+    for index, raw_column in enumerate(_l(version.get("additionalPrinterColumns")) if paths.columns else []):
+        cpath = f"{paths.columns}[{index}]"
         column = _d(raw_column)
         if not column.get("name"):
             errs.required(f"{cpath}.name")
@@ -347,6 +369,9 @@ def validate_crd(crd: Obj, old: Obj | None = None) -> list[errors.Cause]:
     storage_count = 0
     seen: set[str] = set()
     unique = True
+    hoisted = {
+        field: _identical(versions, field) for field in ("schema", "subresources", "additionalPrinterColumns")
+    }
     for index, raw in enumerate(versions):
         version = _d(raw)
         vname = str(version.get("name", ""))
@@ -358,9 +383,22 @@ def validate_crd(crd: Obj, old: Obj | None = None) -> list[errors.Cause]:
         messages = names.is_dns1035_label(vname)
         if messages:
             errs.invalid(f"spec.versions[{index}].name", vname, ",".join(messages))
-        _validate_version(
-            errs, version, f"spec.versions[{index}]", has_status="status" in _d(version.get("subresources"))
+        path = f"spec.versions[{index}]"
+        first = index == 0
+
+        def where(field: str, top: str, own: str, path: str = path, first: bool = first) -> str:
+            return (top if first else "") if hoisted[field] else own
+
+        paths = _Paths(
+            schema=where("schema", "spec.validation", f"{path}.schema"),
+            subresources=where("subresources", "spec.subresources", f"{path}.subresources"),
+            columns=where(
+                "additionalPrinterColumns",
+                "spec.additionalPrinterColumns",
+                f"{path}.additionalPrinterColumns",
+            ),
         )
+        _validate_version(errs, version, paths)
     if versions and not unique:
         errs.invalid(
             "spec.versions", [v.get("name") for v in map(_d, versions)], "must contain unique version names"

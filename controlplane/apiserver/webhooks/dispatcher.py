@@ -41,7 +41,16 @@ class Invocation:
     info: ResourceInfo
 
     def converts(self, attrs: Attributes) -> bool:
-        return self.info.version != attrs.info.version
+        # A subresource's own kind (autoscaling/v1 Scale) is the same in every version.
+        return attrs.view is None and self.info.version != attrs.info.version
+
+
+def _kind(attrs: Attributes, info: ResourceInfo) -> Obj:
+    """The kind a webhook is told: the subresource's own (Scale) or the resource's."""
+    if attrs.view is not None:
+        group, _, version = attrs.view.api_version.rpartition("/")
+        return {"group": group, "version": version, "kind": attrs.view.kind}
+    return {"group": info.group, "version": info.version, "kind": info.kind}
 
 
 def _facts(attrs: Attributes, info: ResourceInfo, obj: Obj | None) -> rules.RequestFacts:
@@ -174,7 +183,7 @@ class _Dispatcher:
                     "subResource": attrs.subresource,
                     "dryRun": attrs.dry_run,
                     "userInfo": _user(),
-                    "kind": {"group": info.group, "version": info.version, "kind": info.kind},
+                    "kind": _kind(attrs, info),
                     "resource": {"group": info.group, "version": info.version, "resource": info.plural},
                 },
             }
@@ -219,6 +228,7 @@ class _Dispatcher:
             obj=obj,
             old=old,
             dry_run=attrs.dry_run,
+            kind=_kind(attrs, invocation.info) if attrs.view is not None else None,
         )
         try:
             target = await client.resolve(ctx, hook.client_config, hook.timeout_seconds)
@@ -271,6 +281,19 @@ class MutatingWebhooks(_Dispatcher):
     kind = "mutating"
 
     async def admit(self, ctx: ServerContext, attrs: Attributes, obj: Obj, old: Obj | None) -> None:
+        view = attrs.view
+        if view is None:
+            await self._admit(ctx, attrs, obj, old)
+            return
+        # The webhooks see and patch the subresource's object (a Scale); what they change goes
+        # back into the stored object.
+        seen = view.to_view(obj)
+        before = copy.deepcopy(seen)
+        await self._admit(ctx, attrs, seen, view.to_view(old) if old is not None else None)
+        if seen != before:
+            view.from_view(seen, obj)
+
+    async def _admit(self, ctx: ServerContext, attrs: Attributes, obj: Obj, old: Obj | None) -> None:
         invocations = await self._invocations(ctx, attrs, obj, old)
         if not invocations:
             return
@@ -372,6 +395,10 @@ class ValidatingWebhooks(_Dispatcher):
     async def validate(
         self, ctx: ServerContext, attrs: Attributes, obj: Obj, old: Obj | None, scope: ValidationScope
     ) -> None:
+        view = attrs.view
+        if view is not None:
+            await self._run(ctx, attrs, view.to_view(obj), view.to_view(old) if old is not None else None)
+            return
         await self._run(ctx, attrs, obj, old)
 
     async def admit_delete(self, ctx: ServerContext, attrs: Attributes, old: Obj) -> None:

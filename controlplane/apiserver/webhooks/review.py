@@ -54,14 +54,18 @@ def admission_review(
     obj: Obj | None,
     old: Obj | None,
     dry_run: bool,
+    kind: Obj | None = None,
 ) -> Obj:
     """`info` is the version the webhook asked for (matchPolicy Equivalent may differ from the
-    request's), `request_info` the version the client used."""
+    request's), `request_info` the version the client used. `kind` is the object's kind when a
+    subresource has its own (autoscaling/v1 Scale for `scale`), as upstream's scale REST."""
     request: Obj = {
         "uid": uid,
-        "kind": {"group": info.group, "version": info.version, "kind": info.kind},
+        "kind": dict(kind) if kind else {"group": info.group, "version": info.version, "kind": info.kind},
         "resource": {"group": info.group, "version": info.version, "resource": info.plural},
-        "requestKind": {
+        "requestKind": dict(kind)
+        if kind
+        else {
             "group": request_info.group,
             "version": request_info.version,
             "kind": request_info.kind,

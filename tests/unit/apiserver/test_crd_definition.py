@@ -123,14 +123,15 @@ def test_a_valid_crd_has_no_errors() -> None:
             lambda o: o["spec"]["versions"][0].update(
                 subresources={"scale": {"specReplicasPath": ".replicas", "statusReplicasPath": ".status.r"}}
             ),
-            'spec.versions[0].subresources.scale.specReplicasPath: Invalid value: ".replicas": '
+            # One version: converting to the internal form moves its subresources to the top level.
+            'spec.subresources.scale.specReplicasPath: Invalid value: ".replicas": '
             "should be a json path under .spec",
         ),
         (
             lambda o: o["spec"]["versions"][0].update(
                 additionalPrinterColumns=[{"name": "X", "type": "float", "jsonPath": ".spec.x"}]
             ),
-            'spec.versions[0].additionalPrinterColumns[0].type: Unsupported value: "float": supported '
+            'spec.additionalPrinterColumns[0].type: Unsupported value: "float": supported '
             'values: "integer", "number", "string", "boolean", "date"',
         ),
         (
@@ -144,6 +145,30 @@ def test_invalid_crds_are_refused_with_upstream_wording(change: Any, expected: s
     definition.prepare_for_create(obj)
     change(obj)
     assert expected in messages(definition.validate_crd(obj))
+
+
+def test_schema_errors_name_the_version_only_when_versions_differ() -> None:
+    bad = {"openAPIV3Schema": {"type": "thing"}}
+    same = crd()
+    same["spec"]["versions"] = [
+        {"name": "v1", "served": True, "storage": True, "schema": bad},
+        {"name": "v2", "served": True, "storage": False, "schema": bad},
+    ]
+    definition.prepare_for_create(same)
+    shown = messages(definition.validate_crd(same))
+    assert [m for m in shown if ".type: Unsupported value" in m] == [
+        'spec.validation.openAPIV3Schema.type: Unsupported value: "thing": supported values: "array", '
+        '"boolean", "integer", "number", "object", "string"'
+    ]
+    differing = crd()
+    differing["spec"]["versions"] = [
+        {"name": "v1", "served": True, "storage": True, "schema": bad},
+        {"name": "v2", "served": True, "storage": False, "schema": {"openAPIV3Schema": {"type": "object"}}},
+    ]
+    definition.prepare_for_create(differing)
+    shown = messages(definition.validate_crd(differing))
+    assert any(m.startswith("spec.versions[0].schema.openAPIV3Schema.type: Unsupported value") for m in shown)
+    assert not any(m.startswith("spec.versions[1]") or m.startswith("spec.validation") for m in shown)
 
 
 def test_group_and_scope_are_immutable() -> None:

@@ -87,6 +87,13 @@ def handler(path: str, body: Obj) -> Obj:
         return patch_response(body, [{"op": "add", "path": "/metadata/labels/b", "value": "1"}])
     if path == "/warn":
         return allow(body, warnings=["this configmap is deprecated", 'quote " inside'])
+    if path == "/cap":
+        replicas = (obj.get("spec") or {}).get("replicas", 0)
+        if request["kind"]["kind"] == "Scale" and replicas > 5:
+            return patch_response(
+                body, [{"op": "replace", "path": "/spec/replicas", "value": 5}], warnings=["capped at 5"]
+            )
+        return allow(body)
     if path == "/wrong-uid":
         return {
             "apiVersion": "admission.k8s.io/v1",
@@ -534,3 +541,197 @@ async def test_deletes_are_sent_with_the_old_object(client: Client, hooks: Webho
         'admission webhook "guard.example.com" denied the request'
     )
     assert (await client.get(f"{CONFIGMAPS}/guarded")).status == 200
+
+
+async def test_delete_warnings_become_warning_headers(client: Client, hooks: WebhookServer, tls: TLS) -> None:
+    for name in ("gone-1", "gone-2"):
+        assert (await client.post(CONFIGMAPS, json=configmap(name, batch="x"))).status == 201
+    hook = webhook("warn.example.com", hooks.url("/warn"), tls)
+    hook["rules"][0]["operations"] = ["DELETE"]
+    await configure(client, VALIDATING, "warn-deletes", hook)
+    expected = ['299 - "this configmap is deprecated", 299 - "quote \\" inside"']
+    response = await client.delete(f"{CONFIGMAPS}/gone-1")
+    assert response.status == 200
+    assert response.headers.getall("Warning") == expected
+    # A collection: each object's delete is admitted; each warning is sent once.
+    response = await client.delete(f"{CONFIGMAPS}?labelSelector=batch%3Dx")
+    assert response.status == 200
+    assert [i["metadata"]["name"] for i in (await response.json())["items"]] == ["gone-2"]
+    assert response.headers.getall("Warning") == expected
+
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def deployment(name: str, replicas: int = 1) -> Obj:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
+
+
+def apps_rule(*resources: str) -> list[Obj]:
+    return [
+        {"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": list(resources)}
+    ]
+
+
+async def test_scale_requests_are_sent_as_the_scale_subresource(
+    client: Client, hooks: WebhookServer, tls: TLS
+) -> None:
+    assert (await client.post(DEPLOYMENTS, json=deployment("web"))).status == 201
+    await configure(
+        client,
+        VALIDATING,
+        "subresources",
+        webhook("scale.example.com", hooks.url("/sub-scale"), tls, rules=apps_rule("deployments/scale")),
+        webhook("main.example.com", hooks.url("/sub-main"), tls, rules=apps_rule("deployments")),
+        webhook("status.example.com", hooks.url("/sub-status"), tls, rules=apps_rule("*/status")),
+        webhook("all.example.com", hooks.url("/sub-all"), tls, rules=apps_rule("*/*")),
+    )
+    response = await client.patch(
+        f"{DEPLOYMENTS}/web/scale",
+        json={"spec": {"replicas": 3}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["spec"] == {"replicas": 3}
+    request = hooks.bodies("/sub-scale")[-1]["request"]
+    assert request["subResource"] == "scale" and request["requestSubResource"] == "scale"
+    assert request["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert request["requestKind"] == request["kind"]
+    assert request["resource"] == {"group": "apps", "version": "v1", "resource": "deployments"}
+    assert request["operation"] == "UPDATE" and request["name"] == "web"
+    assert request["object"]["kind"] == "Scale" and request["object"]["apiVersion"] == "autoscaling/v1"
+    assert request["object"]["spec"] == {"replicas": 3}
+    assert request["oldObject"]["spec"] == {"replicas": 1}
+    assert request["object"]["status"]["selector"] == "app=web"
+    assert hooks.bodies("/sub-main") == []  # a rule on deployments alone does not see scale
+    assert hooks.bodies("/sub-status") == []
+    assert [b["request"]["subResource"] for b in hooks.bodies("/sub-all")] == ["scale"]
+
+    status = await client.patch(
+        f"{DEPLOYMENTS}/web/status",
+        json={"status": {"observedGeneration": 2}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert status.status == 200, await status.text()
+    request = hooks.bodies("/sub-status")[-1]["request"]
+    assert request["subResource"] == "status"
+    assert request["kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert request["object"]["status"]["observedGeneration"] == 2
+    assert hooks.bodies("/sub-main") == []
+    assert [b["request"]["subResource"] for b in hooks.bodies("/sub-all")] == ["scale", "status"]
+
+    update = await client.patch(
+        f"{DEPLOYMENTS}/web",
+        json={"metadata": {"labels": {"touched": "yes"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert update.status == 200
+    request = hooks.bodies("/sub-main")[-1]["request"]
+    assert "subResource" not in request and request["kind"]["kind"] == "Deployment"
+    assert len(hooks.bodies("/sub-scale")) == 1 and len(hooks.bodies("/sub-status")) == 1
+
+
+async def test_a_mutating_webhook_patches_the_scale(client: Client, hooks: WebhookServer, tls: TLS) -> None:
+    assert (await client.post(DEPLOYMENTS, json=deployment("capped"))).status == 201
+    await configure(
+        client,
+        MUTATING,
+        "cap",
+        webhook("cap.example.com", hooks.url("/cap"), tls, rules=apps_rule("deployments/scale")),
+    )
+    response = await client.put(
+        f"{DEPLOYMENTS}/capped/scale",
+        json={
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": "capped"},
+            "spec": {"replicas": 9},
+        },
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["spec"] == {"replicas": 5}
+    assert response.headers.getall("Warning") == ['299 - "capped at 5"']
+    stored = await (await client.get(f"{DEPLOYMENTS}/capped")).json()
+    assert stored["spec"]["replicas"] == 5
+    assert stored["metadata"]["generation"] == 2
+
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def pod(name: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+def pod_rule(operations: list[str], *resources: str) -> list[Obj]:
+    return [
+        {"operations": operations, "apiGroups": [""], "apiVersions": ["v1"], "resources": list(resources)}
+    ]
+
+
+async def test_bindings_and_evictions_are_creates_of_their_subresource(
+    client: Client, hooks: WebhookServer, tls: TLS
+) -> None:
+    assert (await client.post(PODS, json=pod("p"))).status == 201
+    await configure(
+        client,
+        VALIDATING,
+        "pod-subresources",
+        webhook("bind.example.com", hooks.url("/p-bind"), tls, rules=pod_rule(["CREATE"], "pods/binding")),
+        webhook("evict.example.com", hooks.url("/p-evict"), tls, rules=pod_rule(["CREATE"], "pods/eviction")),
+        webhook("pods.example.com", hooks.url("/p-main"), tls, rules=pod_rule(["*"], "pods")),
+    )
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"name": "node-1"}}
+    response = await client.post(f"{PODS}/p/binding", json=binding)
+    assert response.status == 201, await response.text()
+    request = hooks.bodies("/p-bind")[-1]["request"]
+    assert request["operation"] == "CREATE" and request["subResource"] == "binding"
+    assert request["kind"] == {"group": "", "version": "v1", "kind": "Binding"}
+    assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+    assert request["object"]["target"] == {"name": "node-1"} and request["oldObject"] is None
+    assert request["options"]["kind"] == "CreateOptions"
+    assert (await (await client.get(f"{PODS}/p")).json())["spec"]["nodeName"] == "node-1"
+
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+    response = await client.post(f"{PODS}/p/eviction", json=eviction)
+    assert response.status == 201, await response.text()
+    request = hooks.bodies("/p-evict")[-1]["request"]
+    assert request["operation"] == "CREATE" and request["subResource"] == "eviction"
+    assert request["kind"] == {"group": "policy", "version": "v1", "kind": "Eviction"}
+    # Neither the binding's pod update nor the eviction's pod deletion is admitted as a pod write.
+    assert hooks.bodies("/p-main") == []
+
+
+async def test_a_webhook_can_refuse_an_eviction(client: Client, hooks: WebhookServer, tls: TLS) -> None:
+    assert (await client.post(PODS, json=pod("kept"))).status == 201
+    await configure(
+        client,
+        VALIDATING,
+        "no-evictions",
+        webhook("noevict.example.com", hooks.url("/deny"), tls, rules=pod_rule(["CREATE"], "pods/eviction")),
+    )
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "kept"}}
+    response = await client.post(f"{PODS}/kept/eviction", json=eviction)
+    assert response.status == 403
+    assert (await response.json())["message"].startswith(
+        'admission webhook "noevict.example.com" denied the request'
+    )
+    assert (await client.get(f"{PODS}/kept")).status == 200
