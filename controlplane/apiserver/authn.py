@@ -7,6 +7,11 @@ only if none succeeded do errors turn into a 401. `require_user` is the pipeline
 it gives every client the same body upstream sends (`message: "Unauthorized"`), never the
 reason, which goes to the log instead.
 
+Bearer tokens go through `BearerTokenAuthenticator`, a union of token authenticators with
+upstream's audience handling: the static token file here, ServiceAccount JWTs
+(`serviceaccount_tokens`) and bootstrap tokens (`bootstrap_tokens`); `authn_endpoints.build`
+assembles the server's. Every attempt is counted in `authentication_attempts` by result.
+
 Anonymous access is limited to the health and version endpoints, like upstream's structured
 authentication config with `anonymous.conditions` set to those paths: everything else without
 credentials is a 401, not a 403 for `system:anonymous`.
@@ -26,6 +31,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from controlplane.api import errors
+from controlplane.apiserver import metrics
 
 __all__ = [
     "ALL_AUTHENTICATED",
@@ -34,8 +40,11 @@ __all__ = [
     "ANONYMOUS_USER",
     "AnonymousAuthenticator",
     "Authenticator",
+    "BearerTokenAuthenticator",
     "ClientCertAuthenticator",
+    "TokenAuthenticator",
     "TokenFileAuthenticator",
+    "TokenResponse",
     "UnionAuthenticator",
     "UserInfo",
     "bearer_token",
@@ -82,6 +91,24 @@ def unauthorized() -> errors.Unauthorized:
 
 class Authenticator(Protocol):
     async def authenticate(self, request: web.Request) -> UserInfo | None: ...
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """What a token authenticator found: the user and the audiences the token is good for
+    (empty: the authenticator does not know audiences, upstream's audience-agnostic ones)."""
+
+    user: UserInfo
+    audiences: tuple[str, ...] = ()
+
+
+class TokenAuthenticator(Protocol):
+    """Upstream's authenticator.Token: None when the token is not one it knows, a response when it
+    authenticates, `errors.Unauthorized` when it is one of its own that does not."""
+
+    async def authenticate_token(
+        self, token: str, audiences: Sequence[str] | None = None
+    ) -> TokenResponse | None: ...
 
 
 # --- client certificates -----------------------------------------------------------------------
@@ -199,6 +226,60 @@ class TokenFileAuthenticator:
             return None
         return self.authenticate_token(token)
 
+    def token_authenticator(self) -> TokenAuthenticator:
+        """These tokens as one member of a `BearerTokenAuthenticator` (audience-agnostic)."""
+        return _StaticTokens(self)
+
+
+class _StaticTokens:
+    def __init__(self, tokens: TokenFileAuthenticator) -> None:
+        self._tokens = tokens
+
+    async def authenticate_token(self, token: str, audiences: Sequence[str] | None = None) -> TokenResponse:
+        return TokenResponse(self._tokens.authenticate_token(token))
+
+
+class BearerTokenAuthenticator:
+    """The bearer token of a request, tried on each token authenticator in turn (upstream's
+    bearertoken authenticator over a token union). A token nobody accepts is an error ("invalid
+    bearer token"); errors only count when no authenticator accepted the token.
+
+    `api_audiences` are the server's own (the issuer by default): what a request's token must be
+    good for, and what audience-agnostic authenticators (token file, bootstrap tokens) answer for.
+    """
+
+    def __init__(
+        self, authenticators: Sequence[TokenAuthenticator], api_audiences: Sequence[str] = ()
+    ) -> None:
+        self._authenticators = tuple(authenticators)
+        self._api_audiences = tuple(api_audiences)
+
+    async def authenticate_token(self, token: str, audiences: Sequence[str] | None = None) -> TokenResponse:
+        failures: list[str] = []
+        requested = tuple(audiences) if audiences else self._api_audiences
+        for authenticator in self._authenticators:
+            try:
+                response = await authenticator.authenticate_token(token, requested)
+            except errors.Unauthorized as exc:
+                failures.append(exc.message)
+                continue
+            if response is None:
+                continue
+            if not response.audiences and self._api_audiences:
+                # Upstream's WrapAudienceAgnosticToken: good for the server's own audiences only.
+                granted = tuple(a for a in requested if a in self._api_audiences)
+                if not granted:
+                    continue
+                response = TokenResponse(response.user, granted)
+            return response
+        raise errors.Unauthorized(message="; ".join(failures) if failures else "invalid bearer token")
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        return (await self.authenticate_token(token)).user
+
 
 # --- composition -------------------------------------------------------------------------------
 
@@ -241,13 +322,21 @@ class AnonymousAuthenticator:
 
 
 async def require_user(authenticator: Authenticator, request: web.Request) -> UserInfo:
-    """The authentication step of the pipeline: a user, or the generic 401."""
+    """The authentication step of the pipeline: a user, or the generic 401.
+
+    Every attempt is counted by result as upstream's `authentication_attempts`: `error` when
+    credentials were presented and refused, `failure` when there were none to try.
+    """
     try:
         user = await authenticator.authenticate(request)
     except errors.Unauthorized as exc:
         # The reason is for operators; the client gets the same body whatever went wrong.
         log.info("unable to authenticate the request to %s: %s", request.path, exc.message)
+        metrics.authentication_attempt("error")
         raise unauthorized() from None
     if user is None:
+        metrics.authentication_attempt("failure")
         raise unauthorized()
+    metrics.authentication_attempt("success")
+    metrics.authenticated_user(user.name)
     return user

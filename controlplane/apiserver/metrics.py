@@ -7,7 +7,17 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["AUTH_FAILURES", "INFLIGHT", "REQUESTS", "REQUEST_DURATION", "WATCHES"]
+__all__ = [
+    "AUTHENTICATED_USER_REQUESTS",
+    "AUTHENTICATION_ATTEMPTS",
+    "AUTH_FAILURES",
+    "INFLIGHT",
+    "REQUESTS",
+    "REQUEST_DURATION",
+    "WATCHES",
+    "authenticated_user",
+    "authentication_attempt",
+]
 
 REQUESTS = Counter(
     "apiserver_request_total",
@@ -34,6 +44,45 @@ AUTH_FAILURES = Counter(
     "apiserver_authentication_failures_total",
     "Requests that presented credentials which did not authenticate.",
 )
+
+
+# Upstream's authentication filter metrics (k8s.io/apiserver/pkg/endpoints/filters/metrics.go).
+# prometheus_client exposes counters with the `_total` suffix: `authentication_attempts_total`.
+AUTHENTICATION_ATTEMPTS = Counter(
+    "authentication_attempts",
+    "Counter of authenticated attempts, by result (success, failure: no credentials, error: refused).",
+    ["result"],
+)
+AUTHENTICATED_USER_REQUESTS = Counter(
+    "authenticated_user_requests",
+    "Counter of authenticated requests broken out by username.",
+    ["username"],
+)
+
+
+@functools.cache
+def _attempts(result: str) -> Any:
+    return AUTHENTICATION_ATTEMPTS.labels(result=result)
+
+
+def authentication_attempt(result: str) -> None:
+    _attempts(result).inc()
+
+
+@functools.cache
+def _user_requests(username: str) -> Any:
+    return AUTHENTICATED_USER_REQUESTS.labels(username=username)
+
+
+def authenticated_user(username: str) -> None:
+    """Upstream's compressUsername keeps the label set small: a few known names, else a bucket."""
+    if username in ("admin", "client", "kube_proxy", "kubelet", "system:serviceaccount:kube-system:default"):
+        label = username
+    elif "@" in username:
+        label = "email_id"
+    else:
+        label = "other"
+    _user_requests(label).inc()
 
 
 @functools.lru_cache(maxsize=4096)
