@@ -13,6 +13,8 @@ from typing import Any
 
 __all__ = ["main"]
 
+# kube-apiserver's usual --service-account-issuer (kept here: the CLI imports the server lazily).
+DEFAULT_SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_DATA_DIR = Path(os.environ.get("PINNACE_DATA_DIR", "~/.local/share/pinnace")).expanduser()
 
 
@@ -49,6 +51,8 @@ def _configure_logging(fmt: str, level: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ccm import cli as ccm_cli
+
     parser = argparse.ArgumentParser(
         prog="pinnace", description="A compact Kubernetes-compatible control plane."
     )
@@ -71,6 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL")
     server.add_argument("--token-auth-file", type=Path, default=None)
     server.add_argument(
+        "--service-account-issuer",
+        action="append",
+        default=[],
+        help="issuer of ServiceAccount tokens (repeatable: the first signs, all are accepted; "
+        "default https://kubernetes.default.svc.cluster.local)",
+    )
+    server.add_argument(
+        "--service-account-signing-key-file",
+        type=Path,
+        default=None,
+        help="RSA key that signs ServiceAccount tokens (default <data-dir>/pki/sa.key, created on first start)",
+    )
+    server.add_argument(
+        "--service-account-key-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM public keys that verify ServiceAccount tokens (repeatable; default the signing key's)",
+    )
+    server.add_argument(
+        "--api-audiences", default="", help="comma-separated audiences of the API (default: the issuer)"
+    )
+    server.add_argument(
         "--compaction-interval", type=float, default=60.0, help="seconds between compactions (0: off)"
     )
     server.add_argument(
@@ -91,12 +118,29 @@ def _parser() -> argparse.ArgumentParser:
         "--disable-garbage-collector", action="store_true", help="same as --controllers=*,-garbage-collector"
     )
     _controller_flags(server)
+    ccm_cli.add_server_flags(server)
     cm = sub.add_parser(
         "controller-manager", help="run the controllers alone, against an API server given by --kubeconfig"
     )
     cm.add_argument("--kubeconfig", type=Path, required=True)
     cm.add_argument("--cluster-cidr", default="10.244.0.0/16")
     cm.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    cm.add_argument(
+        "--service-account-private-key-file",
+        type=Path,
+        default=None,
+        help="key that signs legacy ServiceAccount token Secrets (without it the serviceaccount-token controller idles)",
+    )
+    cm.add_argument(
+        "--root-ca-file", type=Path, default=None, help="CA written into ServiceAccount token Secrets"
+    )
+    cm.add_argument(
+        "--cluster-signing-cert-file",
+        type=Path,
+        default=None,
+        help="CA certificate the CSR signer issues with",
+    )
+    cm.add_argument("--cluster-signing-key-file", type=Path, default=None, help="the key of that CA")
     _controller_flags(cm)
     cm.add_argument(
         "--leader-elect",
@@ -117,9 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--org", action="append", default=[], help="a group, e.g. system:nodes (repeatable)")
     user.add_argument("--validity-days", type=int, default=365)
     user.add_argument("--out", type=Path, default=None, help="write here (mode 0600) instead of stdout")
+    from controlplane import tokens_cli
     from controlplane.scheduler import cli as scheduler_cli
     from node_bootstrap.agent import cli as agent_cli
 
+    tokens_cli.add_parser(sub, DEFAULT_DATA_DIR / "admin.kubeconfig")
+    ccm_cli.add_parser(sub)
     scheduler_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     return parser
@@ -134,6 +181,11 @@ def _controller_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-monitor-grace-period", type=float, default=40.0)
     parser.add_argument("--node-cidr-mask-size", type=int, default=24)
     parser.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
+    parser.add_argument(
+        "--cluster-signing-duration",
+        default="8760h0m0s",
+        help="max lifetime of certificates the CSR signer issues (Go duration, default one year)",
+    )
 
 
 def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -> Any:
@@ -151,7 +203,14 @@ def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -
         node_cidr_mask_size=args.node_cidr_mask_size,
         node_monitor_grace_period=args.node_monitor_grace_period,
         terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
-        extra={"service_cluster_ip_range": args.service_cluster_ip_range},
+        extra={
+            "service_cluster_ip_range": args.service_cluster_ip_range,
+            "service_account_private_key_file": getattr(args, "service_account_private_key_file", None),
+            "root_ca_file": getattr(args, "root_ca_file", None),
+            "cluster_signing_cert_file": getattr(args, "cluster_signing_cert_file", None),
+            "cluster_signing_key_file": getattr(args, "cluster_signing_key_file", None),
+            "cluster_signing_duration": _signing_seconds(args),
+        },
     )
     return ControllerManager(
         client,
@@ -159,6 +218,12 @@ def _controller_manager(client: Any, args: argparse.Namespace, *, leader: Any) -
         config=config,
         leader_election=leader,
     )
+
+
+def _signing_seconds(args: argparse.Namespace) -> float:
+    from controlplane.tokens_cli import parse_duration
+
+    return parse_duration(getattr(args, "cluster_signing_duration", "8760h")).total_seconds()
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -174,6 +239,7 @@ def _stop_on_signals() -> asyncio.Event:
 async def _serve(config: Any, args: argparse.Namespace) -> None:
     """The composition root of `pinnace server`: the API server, then the in-process controllers,
     which talk to it over HTTPS like any other client (and elect a leader like any other copy)."""
+    from ccm.manager import run_in_process
     from controlplane.apiserver import server
     from controlplane.client import Client, load_kubeconfig
     from controlplane.controllers.runtime import LeaderElectionConfig
@@ -184,15 +250,31 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
     print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
     print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
     stop = _stop_on_signals()
-    client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-controller-manager/v1.33.0")
+    # Each component on its own identity and upstream's role for it, not the admin credential.
+    client = Client(
+        load_kubeconfig(config.controller_manager_kubeconfig_path),
+        user_agent="pinnace-controller-manager/v1.33.0",
+    )
     manager = _controller_manager(client, args, leader=LeaderElectionConfig())
     # Its own connection pool: a busy controller manager must not starve binding.
-    scheduler_client = Client(load_kubeconfig(config.kubeconfig_path), user_agent="pinnace-scheduler/v1.33.0")
+    scheduler_client = Client(
+        load_kubeconfig(config.scheduler_kubeconfig_path), user_agent="pinnace-scheduler/v1.33.0"
+    )
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(running.run_controllers(stop))
             if manager.has_work:  # `--controllers=`: not even a candidate for the lease
                 tg.create_task(manager.run(stop))
+            tg.create_task(
+                run_in_process(
+                    config.cloud_controller_manager_kubeconfig_path,
+                    stop,
+                    cloud_provider=config.cloud_provider,
+                    cloud_config=config.cloud_config,
+                    cluster_cidr=config.cluster_cidr,
+                    data_dir=config.data_dir,
+                )
+            )
             if not args.disable_scheduler:
                 tg.create_task(run_scheduler(scheduler_client, stop, leader_election=True))
             await stop.wait()
@@ -222,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             storage_url=args.storage,
             synchronous=args.sqlite_synchronous,
             token_file=args.token_auth_file,
+            service_account_issuers=list(args.service_account_issuer) or [DEFAULT_SERVICE_ACCOUNT_ISSUER],
+            service_account_signing_key_file=args.service_account_signing_key_file,
+            service_account_key_files=list(args.service_account_key_file),
+            api_audiences=[a for a in args.api_audiences.split(",") if a],
             compaction_interval=args.compaction_interval,
             retain_revisions=args.retain_revisions,
             retain_seconds=args.retain_seconds,
@@ -230,7 +316,17 @@ def main(argv: list[str] | None = None) -> int:
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,
             default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+            cloud_provider=args.cloud_provider,
+            cloud_config=args.cloud_config,
         )
+        # The in-process controller manager signs legacy token Secrets with the server's key.
+        args.service_account_private_key_file = (
+            config.service_account_signing_key_file or config.data_dir / "pki" / "sa.key"
+        )
+        args.root_ca_file = config.data_dir / "pki" / "ca.crt"
+        # The in-process CSR signer issues with the cluster CA (kubeadm passes the same files).
+        args.cluster_signing_cert_file = config.data_dir / "pki" / "ca.crt"
+        args.cluster_signing_key_file = config.data_dir / "pki" / "ca.key"
         try:
             asyncio.run(_serve(config, args))
         except KeyboardInterrupt:
@@ -238,10 +334,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "kubeconfig":
         return _user_kubeconfig(args)
+    if args.command == "ccm":
+        from ccm import cli as ccm_cli
+
+        return ccm_cli.run(args)
     if args.command == "scheduler":
         from controlplane.scheduler import cli as scheduler_cli
 
         return scheduler_cli.run(args)
+    if args.command == "token":
+        from controlplane import tokens_cli
+
+        return tokens_cli.run(args)
     if args.command == "node-agent":
         from node_bootstrap.agent import cli as agent_cli
 

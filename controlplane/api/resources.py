@@ -203,7 +203,18 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     _r("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _r("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     _r("", "v1", "Secret", "secrets"),
-    _r("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _r(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        short=("sa",),
+        subresources=(
+            Subresource(
+                "token", ("create",), kind="TokenRequest", group="authentication.k8s.io", version="v1"
+            ),
+        ),
+    ),
     _r("", "v1", "Node", "nodes", namespaced=False, short=("no",), subresources=(_STATUS,)),
     _r("", "v1", "Event", "events", short=("ev",)),
     _r("", "v1", "LimitRange", "limitranges", short=("limits",)),
@@ -305,6 +316,48 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         short=("pdb",),
         subresources=(_STATUS,),
         generation=True,
+    ),
+    # Create-only reviews: answered, never stored (controlplane/apiserver/authentication_reviews.py).
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=("create",)),
+    _r(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    # Create-only access reviews: answered, never stored (controlplane/apiserver/authorization_reviews.py).
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        verbs=("create",),
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        namespaced=False,
+        verbs=("create",),
     ),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controlplane.api import errors, names
+from controlplane.api import certificates, errors, names
 from controlplane.api.errors import Cause
 from controlplane.api.resources import ResourceInfo
 from controlplane.api.selectors import LabelSelector, Operator, Requirement
@@ -103,6 +103,8 @@ _NAME_RULES: dict[tuple[str, str], NameFn] = {
     ("rbac.authorization.k8s.io", "rolebindings"): names.name_is_path_segment,
     ("rbac.authorization.k8s.io", "clusterroles"): names.name_is_path_segment,
     ("rbac.authorization.k8s.io", "clusterrolebindings"): names.name_is_path_segment,
+    # "We don't care what you call your certificate requests" (beyond being a path segment).
+    ("certificates.k8s.io", "certificatesigningrequests"): names.name_is_path_segment,
 }
 
 
@@ -838,6 +840,12 @@ def _namespace(obj: Obj, old: Obj | None, errs: _Errors) -> None:
             )
 
 
+def _csr(obj: Obj, old: Obj | None, errs: _Errors) -> None:
+    # The main and status endpoints: approval conditions change only through /approval
+    # (controlplane.apiserver.certificates), which validates with its own licence.
+    errs.causes.extend(certificates.validate(obj, old, allow_certificate=True))
+
+
 _KIND_RULES: dict[tuple[str, str], Callable[[Obj, Obj | None, _Errors], None]] = {
     ("", "pods"): _pod,
     ("", "services"): _service,
@@ -851,6 +859,7 @@ _KIND_RULES: dict[tuple[str, str], Callable[[Obj, Obj | None, _Errors], None]] =
     ("apps", "daemonsets"): _workload("daemonset", True),
     ("batch", "jobs"): _job,
     ("batch", "cronjobs"): _cron_job,
+    ("certificates.k8s.io", "certificatesigningrequests"): _csr,
 }
 
 

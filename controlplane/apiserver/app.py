@@ -236,6 +236,7 @@ def _authorize(settings: AppSettings) -> Any:
             name=ri.name,
             path=request.path,
             resource_request=ri.is_resource_request,
+            field_selector=request.query.get("fieldSelector", ""),
         )
         await authz.authorize(settings.authorizer, attrs)
         return await handler(request)

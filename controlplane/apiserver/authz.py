@@ -1,11 +1,13 @@
 """Request authorization: may this user do this verb on this resource or path?
 
-Authorization is its own pipeline step from the start so that RBAC (and the node authorizer)
-slot in without touching handlers. Until RBAC lands, `default_authorizer()` is honest about
-what it does: `system:masters` may do anything, anyone may read the health and version
-endpoints, and *every authenticated user may do everything* (`AlwaysAllowAuthenticated`). That
-last step is a placeholder and will be replaced by the RBAC authorizer; it is why anonymous
-access is cut off at authentication instead.
+Authorization is its own pipeline step so that authorizers slot in without touching handlers.
+`pinnace server` uses `standard_authorizer(rbac)`: `system:masters` may do anything (upstream's
+privileged group, checked before any policy so a broken policy cannot lock the admin out),
+anyone may read the health and version endpoints, and everything else is decided by RBAC
+(`controlplane.apiserver.rbac`). A node authorizer will slot in before RBAC.
+
+`default_authorizer()` and `AlwaysAllowAuthenticated` are the pre-RBAC placeholder (every
+authenticated user may do everything); the server no longer uses them.
 
 Denials carry upstream's message, e.g. `pods is forbidden: User "x" cannot list resource "pods"
 in API group "" in the namespace "default"`, built from the same attributes the authorizer saw.
@@ -33,6 +35,7 @@ __all__ = [
     "default_authorizer",
     "forbidden_error",
     "forbidden_message",
+    "standard_authorizer",
 ]
 
 SYSTEM_MASTERS = "system:masters"
@@ -56,6 +59,9 @@ class Attributes:
     path: str = ""
     resource_request: bool = False
     api_version: str = ""
+    # The request's fieldSelector, as upstream's authorizer.Attributes carries it: the Node
+    # authorizer lets a node list and watch pods only with `spec.nodeName=<itself>`.
+    field_selector: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,18 @@ class UnionAuthorizer:
 
 
 def default_authorizer() -> UnionAuthorizer:
+    """The pre-RBAC placeholder chain (kept for callers that have no policy); not the server's."""
     return UnionAuthorizer([SystemMastersAuthorizer(), PublicInfoAuthorizer(), AlwaysAllowAuthenticated()])
+
+
+def standard_authorizer(rbac: Authorizer, node: Authorizer | None = None) -> UnionAuthorizer:
+    """The server's chain, in upstream's order: the privileged group, public info, then the Node
+    authorizer and RBAC (`--authorization-mode=Node,RBAC`)."""
+    chain: list[Authorizer] = [SystemMastersAuthorizer(), PublicInfoAuthorizer()]
+    if node is not None:
+        chain.append(node)
+    chain.append(rbac)
+    return UnionAuthorizer(chain)
 
 
 def _denial(attrs: Attributes) -> str:

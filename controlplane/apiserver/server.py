@@ -19,7 +19,8 @@ from controlplane.api import errors
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import (
     admission,
-    authn,
+    authn_endpoints,
+    authorization_reviews,
     authz,
     kubeconfig,
     kubelet_client,
@@ -33,6 +34,8 @@ from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAlloca
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.crd.codec import CustomResourceCodec
 from controlplane.apiserver.crd.controller import CRDController
+from controlplane.apiserver.node_authorizer import NodeAuthorizer, NodeGraph
+from controlplane.apiserver.rbac import RBAC, RBACEscalation
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.service_allocation import ServiceAllocation
 from controlplane.apiserver.store import ObjectStore
@@ -57,6 +60,14 @@ class ServerConfig:
     storage_url: str = ""
     synchronous: str = "FULL"
     token_file: Path | None = None
+    # ServiceAccount tokens: the first issuer signs, all are accepted; the signing key defaults to
+    # <data-dir>/pki/sa.key (created on first start), verification keys to its public half, API
+    # audiences to the first issuer (kube-apiserver's defaults).
+    service_account_issuers: list[str] = field(default_factory=lambda: [authn_endpoints.DEFAULT_ISSUER])
+    service_account_signing_key_file: Path | None = None
+    service_account_key_files: list[Path] = field(default_factory=list)
+    api_audiences: list[str] = field(default_factory=list)
+    service_account_max_token_expiration: int = 0
     bookmark_interval: float = 60.0
     compaction_interval: float = 60.0
     retain_revisions: int = 1000
@@ -68,10 +79,28 @@ class ServerConfig:
     # --default-unreachable-toleration-seconds upstream).
     default_not_ready_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
     default_unreachable_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
+    # The in-process cloud-controller-manager (ccm.manager.run_in_process): aws, local or none.
+    cloud_provider: str = "local"
+    cloud_config: Path | None = None
 
     @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "admin.kubeconfig"
+
+    @property
+    def scheduler_kubeconfig_path(self) -> Path:
+        """The in-process scheduler's credential: user `system:kube-scheduler` (kubeadm's scheduler.conf)."""
+        return self.data_dir / "scheduler.kubeconfig"
+
+    @property
+    def controller_manager_kubeconfig_path(self) -> Path:
+        """The in-process controllers' credential: user `system:kube-controller-manager`."""
+        return self.data_dir / "controller-manager.kubeconfig"
+
+    @property
+    def cloud_controller_manager_kubeconfig_path(self) -> Path:
+        """The in-process CCM's credential: user `system:cloud-controller-manager`."""
+        return self.data_dir / "cloud-controller-manager.kubeconfig"
 
 
 @dataclass
@@ -84,16 +113,24 @@ class RunningServer:
     stopping: asyncio.Event
     # The in-process CRD controllers (upstream runs them inside kube-apiserver too).
     crds: CRDController | None = None
+    # The RBAC policy cache (and ClusterRole aggregation) following storage.
+    rbac: RBAC | None = None
+    # What the Node authorizer knows: pods bound to each node and what they reference.
+    node_graph: NodeGraph | None = None
 
     async def run_controllers(self, stop: asyncio.Event) -> None:
         """The server's own background work, until `stop`; the caller's TaskGroup owns it."""
-        if self.crds is None:
-            await stop.wait()
-            return
         async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(self.crds.run(), name="crd-controllers")
+            tasks = []
+            if self.crds is not None:
+                tasks.append(tg.create_task(self.crds.run(), name="crd-controllers"))
+            if self.rbac is not None:
+                tasks.append(tg.create_task(self.rbac.run(), name="rbac-cache"))
+            if self.node_graph is not None:
+                tasks.append(tg.create_task(self.node_graph.run(), name="node-graph"))
             await stop.wait()
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -167,6 +204,8 @@ async def start(config: ServerConfig) -> RunningServer:
     ctx.extra["cluster_cidr"] = config.cluster_cidr
     await _bootstrap(ctx, ip_allocator.kubernetes_service_ip, config.port)
     await bootstrap_priority_classes(ctx)
+    rbac = RBAC(ctx)
+    await rbac.start()
     svc_info = registry.get("", "v1", "services")
     assert svc_info is not None
     leaked = await ctx.services.repair((await ctx.store.list(svc_info, None)).items)
@@ -180,17 +219,33 @@ async def start(config: ServerConfig) -> RunningServer:
     await asyncio.to_thread(openapi.v3_root, registry)
     await asyncio.to_thread(openapi_v2.document, registry)
 
-    authenticators: list[authn.Authenticator] = [authn.ClientCertAuthenticator()]
-    if config.token_file is not None:
-        authenticators.append(authn.TokenFileAuthenticator(config.token_file))
+    authentication = await authn_endpoints.build(
+        ctx,
+        data_dir / "pki",
+        token_file=config.token_file,
+        issuers=config.service_account_issuers,
+        signing_key_file=config.service_account_signing_key_file,
+        key_files=config.service_account_key_files,
+        api_audiences=config.api_audiences,
+        max_token_expiration=config.service_account_max_token_expiration,
+    )
+    node_graph = NodeGraph(ctx.storage)
+    await node_graph.sync()
+    authorizer = authz.standard_authorizer(rbac.authorizer, NodeAuthorizer(node_graph))
+    # Escalation prevention first among the validating plugins: upstream checks it in the RBAC
+    # storage, before validating admission runs.
+    ctx.admission.validating = [RBACEscalation(rbac.authorizer, authorizer), *ctx.admission.validating]
     settings = app_module.AppSettings(
-        authenticator=authn.UnionAuthenticator(authenticators),
-        authorizer=authz.default_authorizer(),
+        authenticator=authentication.authenticator,
+        authorizer=authorizer,
         max_requests_inflight=config.max_requests_inflight,
         max_mutating_requests_inflight=config.max_mutating_requests_inflight,
         ready=lambda: not stopping.is_set(),
     )
     application = app_module.create_app(ctx, settings)
+    # Innermost: TokenRequest and the authentication reviews, after authn and authz.
+    application.middlewares.append(authn_endpoints.middleware(authentication.endpoints))
+    application.middlewares.append(authorization_reviews.middleware(authorizer, rbac.authorizer))
     runner = web.AppRunner(
         application, shutdown_timeout=config.shutdown_timeout, access_log=None, handle_signals=False
     )
@@ -213,11 +268,32 @@ async def start(config: ServerConfig) -> RunningServer:
         host = f"[{host}]"
     url = f"https://{host}:{port}"
     kubeconfig.write_admin_kubeconfig(credentials, config.kubeconfig_path, url)
+    await asyncio.to_thread(_write_component_kubeconfigs, credentials, config, url)
     log.info(
         "serving",
         extra={"url": url, "kubeconfig": str(config.kubeconfig_path), "storage": storage_url.split("?")[0]},
     )
-    return RunningServer(config, ctx, runner, url, credentials, stopping, crds)
+    return RunningServer(config, ctx, runner, url, credentials, stopping, crds, rbac, node_graph)
+
+
+def _write_component_kubeconfigs(credentials: pki.PKI, config: ServerConfig, url: str) -> None:
+    """Client certificates for the in-process scheduler and controller manager under upstream's
+    user names, so the bootstrap RBAC roles (not system:masters) govern what they may do."""
+    for path, user in (
+        (config.scheduler_kubeconfig_path, "system:kube-scheduler"),
+        (config.controller_manager_kubeconfig_path, "system:kube-controller-manager"),
+        (config.cloud_controller_manager_kubeconfig_path, "system:cloud-controller-manager"),
+    ):
+        cert, key = pki.issue_client_cert(credentials, user, [])
+        kubeconfig.write_kubeconfig(
+            path,
+            server=url,
+            ca_pem=credentials.ca_pem(),
+            client_cert_pem=cert,
+            client_key_pem=key,
+            user=user,
+            context=f"{user}@pinnace",
+        )
 
 
 async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:

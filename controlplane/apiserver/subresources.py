@@ -13,7 +13,7 @@ from aiohttp import web
 from controlplane.api import errors, selectors
 from controlplane.api.patch import json_patch, merge_patch, strategic
 from controlplane.api.resources import ResourceInfo
-from controlplane.apiserver import codec, pod_logs, rest
+from controlplane.apiserver import admission, codec, pod_logs, rest
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
 
@@ -25,6 +25,11 @@ async def serve(
 ) -> web.StreamResponse:
     sub = ri.subresource
     method = request.method
+    if info.group == "certificates.k8s.io" and sub in ("status", "approval") and method in ("PUT", "PATCH"):
+        from controlplane.apiserver import certificates
+
+        serve_csr = certificates.serve_approval if sub == "approval" else certificates.serve_status
+        return await serve_csr(ctx, info, ri, request)
     if sub == "status" or (sub == "approval" and method == "GET"):
         if method == "GET":
             return await rest.get(ctx, info, ri, request)
@@ -46,8 +51,6 @@ async def serve(
         return await pod_logs.serve(ctx, info, ri, request)
     if sub == "finalize" and method == "PUT":
         return await _finalize(ctx, info, ri, request)
-    if sub == "approval" and method in ("PUT", "PATCH"):
-        return await _approval(ctx, info, ri, request)
     raise errors.MethodNotSupported(
         message="the server does not allow this method on the requested resource",
         kind=f"{info.plural}/{sub}",
@@ -152,27 +155,42 @@ async def _scale(
         wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"].get("resourceVersion"):
             raise errors.Conflict.modified(info.plural, info.group, ri.name)
-        replicas = (new_scale.get("spec") or {}).get("replicas", 0)
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.Invalid.for_object(
-                "Scale",
-                "autoscaling",
-                ri.name,
-                [
-                    errors.Cause(
-                        errors.FIELD_VALUE_INVALID,
-                        f"Invalid value: {replicas}: must be greater than or equal to 0",
-                        "spec.replicas",
-                    )
-                ],
-            )
         updated = copy.deepcopy(current)
-        _set_path(updated, spec_path, replicas)
+        _set_path(updated, spec_path, _scale_replicas(new_scale, ri.name))
         return updated
 
+    def from_view(scale: dict[str, Any], obj: dict[str, Any]) -> None:
+        # What a mutating webhook made of the Scale, validated again as upstream does after
+        # admission, goes into the object.
+        _set_path(obj, spec_path, _scale_replicas(scale, ri.name))
+
+    view = admission.SubresourceView(
+        "scale", "autoscaling/v1", "Scale", lambda obj: _to_scale(info, obj), from_view
+    )
     scale_ri = RequestInfo(**{**ri.__dict__, "subresource": ""})
-    result, _ = await rest.write_update(ctx, info, scale_ri, mutate, opts, warnings=[])
-    return codec.json_response(_to_scale(info, result))
+    warnings: list[str] = []
+    result, _ = await rest.write_update(
+        ctx, info, scale_ri, mutate, opts, warnings=warnings, admission_view=view
+    )
+    return codec.json_response(_to_scale(info, result), headers=rest.warning_headers(warnings))
+
+
+def _scale_replicas(scale: dict[str, Any], name: str) -> int:
+    replicas = (scale.get("spec") or {}).get("replicas", 0)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.Invalid.for_object(
+            "Scale",
+            "autoscaling",
+            name,
+            [
+                errors.Cause(
+                    errors.FIELD_VALUE_INVALID,
+                    f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    "spec.replicas",
+                )
+            ],
+        )
+    return replicas
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +206,22 @@ async def _binding(
         api_version="v1",
         kind="Binding",
     )
-    target = (body or {}).get("target") or {}
+    opts = rest.write_options(request)
+    if not isinstance(body, dict):
+        raise errors.BadRequest(message="Binding must be an object")
+    # Upstream admits a binding as a CREATE of pods/binding whose object is the Binding; the pod
+    # update it makes is not admitted again.
+    attrs = admission.Attributes(
+        info,
+        "CREATE",
+        ri.namespace,
+        ri.name,
+        "binding",
+        opts.dry_run,
+        view=_own_kind("binding", "v1", "Binding"),
+    )
+    await ctx.admission.admit(ctx, attrs, body, None)
+    target = body.get("target") or {}
     node = target.get("name")
     if not node:
         raise errors.Invalid.for_object(
@@ -197,7 +230,6 @@ async def _binding(
             ri.name,
             [errors.Cause(errors.FIELD_VALUE_REQUIRED, "Required value", "target.name")],
         )
-    opts = rest.write_options(request)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
         if current["metadata"].get("deletionTimestamp"):
@@ -224,10 +256,29 @@ async def _binding(
     pod_ri = RequestInfo(**{**ri.__dict__, "subresource": ""})
     # Binding writes spec.nodeName and the PodScheduled condition together, as upstream's
     # BindingREST does through its own update path; bypass the main-resource strategy for status.
-    await _write_raw(ctx, info, pod_ri, mutate, opts)
+    async with ctx.admission.validate(ctx, attrs, body, None) as admitted:
+        await _write_raw(ctx, info, pod_ri, mutate, opts)
+        await admitted.committed()
     return codec.json_response(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+        status=201,
+        headers=rest.warning_headers(attrs.warnings),
     )
+
+
+def _own_kind(subresource: str, api_version: str, kind: str) -> admission.SubresourceView:
+    """A subresource created with an object of its own kind (Binding, Eviction): admission sees
+    that object as it is, and what a mutating webhook does to it stays in it."""
+
+    def same(obj: dict[str, Any]) -> dict[str, Any]:
+        return obj
+
+    def keep(view: dict[str, Any], obj: dict[str, Any]) -> None:
+        if view is not obj:
+            obj.clear()
+            obj.update(view)
+
+    return admission.SubresourceView(subresource, api_version, kind, same, keep)
 
 
 async def _write_raw(
@@ -261,9 +312,25 @@ async def _eviction(
         if raw.strip()
         else {}
     )
-    options = (body or {}).get("deleteOptions") or {}
+    body = body if isinstance(body, dict) else {}
+    options = body.get("deleteOptions") or {}
     dry_run = bool(options.get("dryRun") or request.query.getall("dryRun", []))
     pod = await ctx.store.get(info, ri.namespace, ri.name)
+    # A CREATE of pods/eviction with the Eviction as its object; the pod's deletion that follows
+    # is not admitted again (upstream's EvictionREST deletes with ValidateAllObjectFunc).
+    attrs = admission.Attributes(
+        info,
+        "CREATE",
+        ri.namespace,
+        ri.name,
+        "eviction",
+        dry_run,
+        view=_own_kind("eviction", "policy/v1", "Eviction"),
+    )
+    await ctx.admission.admit(ctx, attrs, body, None)
+    async with ctx.admission.validate(ctx, attrs, body, None) as admitted:
+        await admitted.committed()
+    options = body.get("deleteOptions") or {}
     if not _can_ignore_pdb(pod):
         await _check_and_decrement_pdb(ctx, pod, dry_run=dry_run)
     delete_opts = rest.DeleteOptions()
@@ -277,9 +344,11 @@ async def _eviction(
         pod = await _mark_disruption_target(ctx, info, pod)
         # Delete exactly the pod that was checked (and marked), as upstream's precondition does.
         delete_opts.precondition_uid = delete_opts.precondition_uid or pod["metadata"]["uid"]
-    await rest.delete_object(ctx, info, ri.namespace, ri.name, delete_opts)
+    await rest.delete_object(ctx, info, ri.namespace, ri.name, delete_opts, admit=False)
     return codec.json_response(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+        status=201,
+        headers=rest.warning_headers(attrs.warnings),
     )
 
 
@@ -434,32 +503,4 @@ async def _finalize(
     meta = result["metadata"]
     if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers") and not opts.dry_run:
         result = await ctx.store.delete(info, "", ri.name, expected_revision=int(meta["resourceVersion"]))
-    return codec.json_response(result)
-
-
-async def _approval(
-    ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, request: web.Request
-) -> web.Response:
-    content_type = codec.media_type(request.content_type) or codec.JSON
-    body = codec.decode_body(
-        await codec.read_body(request), content_type, api_version=info.api_version, kind=info.kind
-    )
-    opts = rest.write_options(request)
-
-    def mutate(current: dict[str, Any]) -> dict[str, Any]:
-        if request.method == "PUT":
-            new = body
-        elif content_type == codec.JSON_PATCH:
-            new = json_patch.apply(current, body)
-        else:
-            new = merge_patch.apply(current, body)
-        updated = copy.deepcopy(current)
-        conditions = (new.get("status") or {}).get("conditions") or []
-        for cond in conditions:
-            cond.setdefault("lastUpdateTime", ctx.now())
-            cond.setdefault("lastTransitionTime", ctx.now())
-        updated.setdefault("status", {})["conditions"] = conditions
-        return updated
-
-    result = await _write_raw(ctx, info, ri, mutate, opts)
     return codec.json_response(result)

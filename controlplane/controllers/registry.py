@@ -12,6 +12,8 @@ __all__ = ["all_controllers", "select"]
 def all_controllers() -> dict[str, type[Controller]]:
     """Name -> class, in start order."""
     from controlplane.controllers.cronjob import CronJobController
+    from controlplane.controllers.csrapproving import CSRApprovingController
+    from controlplane.controllers.csrsigning import CSRSigningController
     from controlplane.controllers.daemonset import DaemonSetController
     from controlplane.controllers.deployment import DeploymentController
     from controlplane.controllers.disruption import DisruptionController
@@ -27,14 +29,18 @@ def all_controllers() -> dict[str, type[Controller]]:
     from controlplane.controllers.replicationcontroller import ReplicationManager
     from controlplane.controllers.resourcequota import ResourceQuotaController
     from controlplane.controllers.serviceaccount import ServiceAccountController
+    from controlplane.controllers.serviceaccount_tokens import TokensController
     from controlplane.controllers.statefulset import StatefulSetController
     from controlplane.controllers.tainteviction import TaintEvictionController
+    from controlplane.controllers.tokencleaner import TokenCleaner
     from controlplane.controllers.ttlafterfinished import TTLAfterFinishedController
 
     classes: list[type[Controller]] = [
         GarbageCollector,
         NamespaceController,
         ServiceAccountController,
+        TokensController,
+        TokenCleaner,
         NodeIPAMController,
         NodeLifecycleController,
         TaintEvictionController,
@@ -51,6 +57,8 @@ def all_controllers() -> dict[str, type[Controller]]:
         TTLAfterFinishedController,
         PodGCController,
         DisruptionController,
+        CSRApprovingController,
+        CSRSigningController,
     ]
     return {cls.name: cls for cls in classes}
 

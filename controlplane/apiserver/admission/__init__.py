@@ -15,11 +15,13 @@ from controlplane.apiserver.admission.interface import (
     DeletePlugin,
     MutatingPlugin,
     Operation,
+    SubresourceView,
     ValidatingPlugin,
     ValidationScope,
     forbidden,
 )
 from controlplane.apiserver.admission.limit_ranger import LimitRanger
+from controlplane.apiserver.admission.noderestriction import NodeRestriction
 from controlplane.apiserver.admission.priority import Priority, system_priority_class_objects
 from controlplane.apiserver.admission.resource_quota import ResourceQuota
 from controlplane.apiserver.admission.service_account import ServiceAccount
@@ -32,6 +34,7 @@ __all__ = [
     "DeletePlugin",
     "MutatingPlugin",
     "Operation",
+    "SubresourceView",
     "ValidatingPlugin",
     "ValidationScope",
     "default_admission",
@@ -49,6 +52,11 @@ def default_admission(
     plugins in upstream's places (MutatingAdmissionWebhook last of the mutating ones,
     ValidatingAdmissionWebhook before ResourceQuota, which holds a namespace lock)."""
     # Imported here: the webhook package imports this package's interface module.
+    from controlplane.apiserver.certificates import (
+        CertificateSigning,
+        CertificateSubjectRestriction,
+        CSRStrategy,
+    )
     from controlplane.apiserver.webhooks import ConfigurationSource, MutatingWebhooks, ValidatingWebhooks
 
     source = ConfigurationSource()
@@ -56,14 +64,25 @@ def default_admission(
     validating_webhooks = ValidatingWebhooks(source)
     limit_ranger = LimitRanger()
     priority = Priority()
+    node_restriction = NodeRestriction()
     return Admission(
         mutating=[
+            # The CSR registry strategy (requester identity; what each endpoint may change).
+            CSRStrategy(),
             limit_ranger,
             ServiceAccount(),
+            node_restriction,
             priority,
             DefaultTolerationSeconds(not_ready_toleration_seconds, unreachable_toleration_seconds),
             mutating_webhooks,
         ],
-        validating=[limit_ranger, priority, validating_webhooks, ResourceQuota()],
-        deleting=[mutating_webhooks, validating_webhooks],
+        validating=[
+            limit_ranger,
+            priority,
+            CertificateSigning(),
+            CertificateSubjectRestriction(),
+            validating_webhooks,
+            ResourceQuota(),
+        ],
+        deleting=[node_restriction, mutating_webhooks, validating_webhooks],
     )

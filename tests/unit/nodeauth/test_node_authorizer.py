@@ -1,0 +1,238 @@
+"""The Node authorizer: the graph of what each node's pods reference, and upstream's decisions
+(allow, or no opinion with its reason) for what a node asks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from controlplane.apiserver.authn import UserInfo
+from controlplane.apiserver.authz import Attributes, Decision
+from controlplane.apiserver.node_authorizer import PODS, PVCS, PVS, NodeAuthorizer, NodeGraph
+from controlplane.storage import open_storage
+
+NODE_A = UserInfo("system:node:node-a", groups=("system:nodes", "system:authenticated"))
+NODE_B = UserInfo("system:node:node-b", groups=("system:nodes", "system:authenticated"))
+
+
+def pod(name: str, node: str, *, namespace: str = "ns", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}], **spec},
+    }
+
+
+def graph_with(*pods: dict[str, Any]) -> NodeGraph:
+    graph = NodeGraph()
+    for p in pods:
+        graph.put(PODS, f"{PODS}{p['metadata']['namespace']}/{p['metadata']['name']}", p)
+    return graph
+
+
+def ask(
+    user: UserInfo, verb: str, resource: str, name: str = "", namespace: str = "ns", **kw: Any
+) -> Attributes:
+    return Attributes(
+        user=user, verb=verb, resource=resource, name=name, namespace=namespace, resource_request=True, **kw
+    )
+
+
+WEB = pod(
+    "web",
+    "node-a",
+    volumes=[
+        {"name": "s", "secret": {"secretName": "tls"}},
+        {"name": "p", "projected": {"sources": [{"configMap": {"name": "proj"}}]}},
+        {"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+    ],
+    imagePullSecrets=[{"name": "pull"}],
+    serviceAccountName="web-sa",
+    containers=[
+        {
+            "name": "c",
+            "image": "i",
+            "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "k"}}}],
+            "envFrom": [{"configMapRef": {"name": "settings"}}],
+        }
+    ],
+)
+
+
+async def test_a_node_reads_what_its_pods_reference_and_nothing_else() -> None:
+    auth = NodeAuthorizer(
+        graph_with(WEB, pod("other", "node-b", volumes=[{"name": "s", "secret": {"secretName": "b-only"}}]))
+    )
+    for resource, name in (
+        ("secrets", "tls"),
+        ("secrets", "pull"),
+        ("secrets", "env-secret"),
+        ("configmaps", "proj"),
+        ("configmaps", "settings"),
+    ):
+        for verb in ("get", "list", "watch"):
+            assert (await auth.authorize(ask(NODE_A, verb, resource, name))).allowed, (verb, resource, name)
+    refused = await auth.authorize(ask(NODE_A, "get", "secrets", "b-only"))
+    assert refused == Decision(False, "no relationship found between node 'node-a' and this object")
+    assert (await auth.authorize(ask(NODE_B, "get", "secrets", "b-only"))).allowed
+    assert not (await auth.authorize(ask(NODE_B, "get", "secrets", "tls"))).allowed
+    # same name, other namespace: no relationship
+    assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls", namespace="elsewhere"))).allowed
+
+
+async def test_secrets_are_read_only_whole_and_named() -> None:
+    auth = NodeAuthorizer(graph_with(WEB))
+    assert await auth.authorize(ask(NODE_A, "update", "secrets", "tls")) == Decision(
+        False, "can only read resources of this type"
+    )
+    assert await auth.authorize(ask(NODE_A, "list", "secrets")) == Decision(False, "No Object name found")
+    assert await auth.authorize(ask(NODE_A, "get", "secrets", "tls", namespace="")) == Decision(
+        False, "can only read namespaced object of this type"
+    )
+    assert await auth.authorize(ask(NODE_A, "get", "secrets", "tls", subresource="x")) == Decision(
+        False, "cannot read subresource"
+    )
+
+
+async def test_volumes_and_service_account_tokens() -> None:
+    graph = graph_with(WEB)
+    graph.put(
+        PVCS,
+        f"{PVCS}ns/data",
+        {"metadata": {"name": "data", "namespace": "ns"}, "spec": {"volumeName": "pv-1"}},
+    )
+    graph.put(
+        PVS,
+        f"{PVS}pv-1",
+        {
+            "metadata": {"name": "pv-1"},
+            "spec": {
+                "csi": {
+                    "driver": "d",
+                    "volumeHandle": "h",
+                    "nodePublishSecretRef": {"name": "csi", "namespace": "store"},
+                }
+            },
+        },
+    )
+    auth = NodeAuthorizer(graph)
+    assert (await auth.authorize(ask(NODE_A, "get", "persistentvolumeclaims", "data"))).allowed
+    assert (await auth.authorize(ask(NODE_A, "get", "persistentvolumes", "pv-1", namespace=""))).allowed
+    assert (await auth.authorize(ask(NODE_A, "get", "secrets", "csi", namespace="store"))).allowed
+    assert not (await auth.authorize(ask(NODE_B, "get", "persistentvolumes", "pv-1", namespace=""))).allowed
+    assert await auth.authorize(ask(NODE_A, "list", "persistentvolumes", namespace="")) == Decision(
+        False, "can only get individual resources of this type"
+    )
+    assert (
+        await auth.authorize(ask(NODE_A, "update", "persistentvolumeclaims", "data", subresource="status"))
+    ).allowed
+    token = ask(NODE_A, "create", "serviceaccounts", "web-sa", subresource="token")
+    assert (await auth.authorize(token)).allowed
+    assert not (
+        await auth.authorize(ask(NODE_A, "create", "serviceaccounts", "default", subresource="token"))
+    ).allowed
+    # the PVC unbound from its volume: the PV and its secret are out of reach again
+    graph.put(PVCS, f"{PVCS}ns/data", None)
+    assert not (await auth.authorize(ask(NODE_A, "get", "persistentvolumes", "pv-1", namespace=""))).allowed
+    assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "csi", namespace="store"))).allowed
+
+
+async def test_a_pod_moving_or_going_takes_its_references_along() -> None:
+    graph = graph_with(WEB)
+    auth = NodeAuthorizer(graph)
+    moved = pod("web", "node-b", volumes=[{"name": "s", "secret": {"secretName": "tls"}}])
+    graph.put(PODS, f"{PODS}ns/web", moved)
+    assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
+    assert (await auth.authorize(ask(NODE_B, "get", "secrets", "tls"))).allowed
+    graph.put(PODS, f"{PODS}ns/web", None)
+    assert not (await auth.authorize(ask(NODE_B, "get", "secrets", "tls"))).allowed
+    unbound = pod("pending", "", volumes=[{"name": "s", "secret": {"secretName": "x"}}])
+    graph.put(PODS, f"{PODS}ns/pending", unbound)
+    assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "x"))).allowed
+
+
+async def test_nodes_pods_leases_and_static_rules() -> None:
+    auth = NodeAuthorizer(graph_with(WEB))
+    assert (await auth.authorize(ask(NODE_A, "get", "nodes", "node-a", namespace=""))).allowed
+    assert await auth.authorize(ask(NODE_A, "get", "nodes", "node-b", namespace="")) == Decision(
+        False, "node 'node-a' cannot read 'node-b', only its own Node object"
+    )
+    assert await auth.authorize(ask(NODE_A, "list", "nodes", namespace="")) == Decision(
+        False, "node 'node-a' cannot read all nodes, only its own Node object"
+    )
+    assert (
+        await auth.authorize(ask(NODE_A, "patch", "nodes", "node-b", namespace="", subresource="status"))
+    ).allowed
+    assert (await auth.authorize(ask(NODE_A, "get", "pods", "web"))).allowed
+    assert not (await auth.authorize(ask(NODE_B, "get", "pods", "web"))).allowed
+    assert await auth.authorize(ask(NODE_A, "list", "pods", namespace="")) == Decision(
+        False, "can only list/watch pods with spec.nodeName field selector"
+    )
+    assert (await auth.authorize(ask(NODE_A, "update", "pods", "web", subresource="status"))).allowed
+    lease = ask(
+        NODE_A, "update", "leases", "node-a", namespace="kube-node-lease", api_group="coordination.k8s.io"
+    )
+    assert (await auth.authorize(lease)).allowed
+    other = ask(
+        NODE_A, "update", "leases", "node-b", namespace="kube-node-lease", api_group="coordination.k8s.io"
+    )
+    assert await auth.authorize(other) == Decision(
+        False, "can only access node lease with the same name as the requesting node"
+    )
+    assert (await auth.authorize(ask(NODE_A, "create", "events"))).allowed  # system:node's static rules
+    assert await auth.authorize(ask(NODE_A, "delete", "namespaces", "ns", namespace="")) == Decision(
+        False, ""
+    )
+
+
+async def test_only_nodes_are_judged() -> None:
+    auth = NodeAuthorizer(graph_with(WEB))
+    for user in (
+        UserInfo("alice", groups=("system:nodes",)),
+        UserInfo("system:node:node-a", groups=("system:authenticated",)),
+    ):
+        assert await auth.authorize(ask(user, "get", "secrets", "tls")) == Decision(False, "")
+    nameless = UserInfo("system:node:", groups=("system:nodes",))
+    assert await auth.authorize(ask(nameless, "get", "secrets", "tls")) == Decision(
+        False, 'unknown node for user "system:node:"'
+    )
+
+
+async def test_graph_follows_storage() -> None:
+    storage = open_storage("memory://", compaction_interval=0)
+    await storage.start()
+    try:
+        await storage.create(f"{PODS}ns/web", orjson.dumps(WEB))
+        graph = NodeGraph(storage)
+        await graph.sync()
+        auth = NodeAuthorizer(graph)
+        assert (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
+        runner = asyncio.create_task(graph.run())
+        try:
+            moved = pod("web", "node-b", volumes=[{"name": "s", "secret": {"secretName": "tls"}}])
+            kv = await storage.get(f"{PODS}ns/web")
+            assert kv is not None
+            await storage.update(f"{PODS}ns/web", orjson.dumps(moved), expected_revision=kv.mod_revision)
+            for _ in range(100):
+                if not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed:
+                    break
+                await asyncio.sleep(0.01)
+            assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
+            # a pod written a moment ago counts at once (the authorizer catches up before refusing)
+            await storage.create(
+                f"{PODS}ns/new",
+                orjson.dumps(
+                    pod("new", "node-a", volumes=[{"name": "s", "secret": {"secretName": "fresh"}}])
+                ),
+            )
+            assert (await auth.authorize(ask(NODE_A, "get", "secrets", "fresh"))).allowed
+        finally:
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+    finally:
+        await storage.close()
