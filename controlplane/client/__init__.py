@@ -194,11 +194,13 @@ class Client:
         ) as resp:
             if resp.status >= 400:
                 raise _error(resp.status, await resp.read())
-            buffer = b""
+            pending = b""
             async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
+                # One split per chunk: splitting one line off at a time copies the rest of a
+                # large chunk (dozens of events under load) once per event.
+                lines = (pending + chunk if pending else chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
                     if line.strip():
                         yield orjson.loads(line)
 

@@ -220,10 +220,12 @@ def compute_hash(template: Mapping[str, Any], collision_count: int | None) -> st
 
 
 def _without_hash(template: Mapping[str, Any] | None) -> Any:
-    t = copy.deepcopy(dict(template or {}))
-    labels = (t.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(DEFAULT_UNIQUE_LABEL_KEY, None)
+    # `semantic` builds new containers, so copying only the path to the label is enough.
+    t = dict(template or {})
+    meta = t.get("metadata")
+    if isinstance(meta, Mapping) and isinstance(meta.get("labels"), Mapping):
+        labels = {k: v for k, v in meta["labels"].items() if k != DEFAULT_UNIQUE_LABEL_KEY}
+        t["metadata"] = {**meta, "labels": labels}
     return semantic(t)
 
 

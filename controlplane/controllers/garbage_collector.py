@@ -150,13 +150,32 @@ class GarbageCollector(Controller):
     def _observe(self, rp: ResourcePath, obj: dict[str, Any]) -> Node:
         node = Node.of(rp, obj)
         self._graph.upsert(node)
-        if node.owners or (node.deleting and {ORPHAN, FOREGROUND} & set(node.finalizers)):
+        if (node.deleting and {ORPHAN, FOREGROUND} & set(node.finalizers)) or any(
+            not self._known_owner(node, ref) for ref in node.owners
+        ):
             self.enqueue(node.uid)
         for ref in node.owners:
             owner = self._graph.nodes.get(str(ref.get("uid")))
             if owner is not None and owner.deleting:
                 self.enqueue(owner.uid)
         return node
+
+    def _known_owner(self, dependent: Node, ref: dict[str, Any]) -> bool:
+        """Whether the graph holds this owner, live, where the reference can reach it. As
+        upstream's graph builder, a dependent is only checked (with a live GET) when an owner
+        is not in the graph (a "virtual" node) or when an owner leaves it (`_forget`): checking
+        on every change of every dependent costs a GET per pod status write at scale."""
+        owner = self._graph.nodes.get(str(ref.get("uid", "")))
+        if owner is None or owner.deleting:
+            return False
+        if owner.rp.namespaced and owner.namespace != dependent.namespace:
+            return False
+        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+        return (
+            owner.name == ref.get("name")
+            and owner.rp.group == group
+            and self._kinds.get((group, str(ref.get("kind", "")))) == owner.rp
+        )
 
     def _forget(self, uid: str) -> None:
         old = self._graph.remove(uid)

@@ -429,7 +429,8 @@ class ReplicaManagerBase(Controller):
             return owner
         meta = owner["metadata"]
         namespace, name = meta.get("namespace"), str(meta["name"])
-        body = copy.deepcopy(owner)
+        # Only top-level keys of the body are set below: a shallow copy leaves the cache alone.
+        body = dict(owner)
         for attempt in range(2):
             generation = int(body["metadata"].get("generation") or 0)
             new_status = dict(status)

@@ -109,16 +109,19 @@ class ResourceQuotaController(Controller):
     def _on_object(
         self, resource: GroupResource, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        quotas = self.quotas.list(namespace)
+        if not quotas:
+            return  # the usual case, and the cheap question: nothing to charge the change to
         evaluator = evaluator_for(resource)
         if event == "MODIFIED":
             now = self.ctx.clock.now()
             if _usage_key(evaluator, old, now) == _usage_key(evaluator, new, now):
                 return
-        obj = new if new is not None else old
-        if obj is None:
-            return
-        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        for quota in self.quotas.list(namespace):
+        for quota in quotas:
             if evaluator.matching_resources((quota.get("spec") or {}).get("hard") or {}):
                 self.enqueue(key_of(quota))
 

@@ -64,6 +64,13 @@ class NodeTally:
                 del r[domain]
                 del totals[slot][domain]
 
+    def contribution(self, name: str, slot: int) -> int | None:
+        """What node `name` added to slot `slot` at the last sync (None: nothing)."""
+        for s, _, n in self._per_node.get(name, ()):
+            if s == slot:
+                return n
+        return None
+
     def sync(self, snapshot: Snapshot) -> list[dict[Any, int]]:
         """The totals over the snapshot's current nodes (read-only: copy before changing)."""
         changed = snapshot.changed_since(self._mark)

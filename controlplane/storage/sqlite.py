@@ -420,6 +420,16 @@ class _ReaderPool:
 # that raced a write never replaces the write's entry. Cleared wholesale past the limit.
 _LATEST_LIMIT = 200_000
 
+# Latest lists of small prefixes (at most _SMALL_LIST items), answered from memory: admission
+# lists webhook configurations, LimitRanges, ResourceQuotas and PriorityClasses on every write,
+# almost always the same few (or no) items, and each list is otherwise a round trip through the
+# reader threads. An entry is dropped by the delivery of any event under its prefix; a read
+# that raced such a delivery, or whose snapshot held commits not yet delivered, is not kept.
+# A hit reports the delivered revision: every event up to it has been applied and none since
+# the entry was made touched the prefix, so the items are the prefix's content at it.
+_SMALL_LIST = 32
+_SMALL_LIST_PREFIXES = 4096
+
 
 class SqliteStorage:
     def __init__(
@@ -447,6 +457,9 @@ class SqliteStorage:
         self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
         self._pending: list[_Write] = []
         self._latest: dict[str, KeyValue | None] = {}
+        self._small_lists: dict[str, list[KeyValue]] = {}
+        self._lists_reading: dict[str, int] = {}  # prefix -> latest lists of it in flight
+        self._lists_touched: set[str] = set()  # ... and written under while in flight
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: _ReaderPool | None = None
@@ -551,10 +564,48 @@ class SqliteStorage:
                 req.future.set_result(outcome)
         for event in events:
             self._latest[event.kv.key] = event.kv if event.type == "PUT" else None
+        if self._small_lists or self._lists_reading:
+            self._invalidate_lists(events)
         GROUP_COMMIT_BATCH_SIZE.observe(len(batch))
         self.largest_batch = max(self.largest_batch, len(batch))
         CURRENT_REVISION.set(self._revision)
         self._hub.publish(events)
+
+    def _invalidate_lists(self, events: list[Event]) -> None:
+        """Forget the cached lists of every "/"-terminated prefix of each event's key (the only
+        prefixes cached), and mark in-flight reads of them as raced."""
+        cached, reading = self._small_lists, self._lists_reading
+        for event in events:
+            key = event.kv.key
+            cut = key.find("/")
+            while cut != -1:
+                prefix = key[: cut + 1]
+                cached.pop(prefix, None)
+                if prefix in reading:
+                    self._lists_touched.add(prefix)
+                cut = key.find("/", cut + 1)
+
+    async def _latest_small_list(self, readers: _ReaderPool, prefix: str) -> ListResult:
+        hit = self._small_lists.get(prefix)
+        if hit is not None:
+            return ListResult(list(hit), self._revision, more=False)
+        self._lists_reading[prefix] = self._lists_reading.get(prefix, 0) + 1
+        try:
+            result = await readers.run(lambda conn: _read_list(conn, prefix, None, 0, ""))
+        finally:
+            left = self._lists_reading[prefix] - 1
+            if left:
+                self._lists_reading[prefix] = left
+                raced = prefix in self._lists_touched
+            else:
+                del self._lists_reading[prefix]
+                raced = prefix in self._lists_touched
+                self._lists_touched.discard(prefix)
+        if not raced and len(result.items) <= _SMALL_LIST and result.revision <= self._revision:
+            if len(self._small_lists) >= _SMALL_LIST_PREFIXES:
+                self._small_lists.clear()
+            self._small_lists[prefix] = list(result.items)
+        return result
 
     async def _submit(
         self,
@@ -615,9 +666,10 @@ class SqliteStorage:
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
         with timed("list"):
-            return await self._check_open().run(
-                lambda conn: _read_list(conn, prefix, revision, limit, start_after)
-            )
+            readers = self._check_open()
+            if revision is None and not limit and not start_after and prefix.endswith("/"):
+                return await self._latest_small_list(readers, prefix)
+            return await readers.run(lambda conn: _read_list(conn, prefix, revision, limit, start_after))
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         with timed("create"):

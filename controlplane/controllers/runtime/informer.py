@@ -7,7 +7,8 @@ broken stream that cannot resume) falls back to a relist, whose differences from
 delivered as synthetic ADDED/MODIFIED/DELETED events, so handlers never miss a transition and a
 deletion that happened while disconnected still reaches them.
 
-Cached objects are shared with every handler: they are read-only by contract.
+Cached objects are shared with every handler: they are read-only by contract. They are cached
+without metadata.managedFields (upstream's informer transform).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ EventHandler = Callable[[str, Obj | None, Obj | None], None]
 IndexFunc = Callable[[Obj], Iterable[str]]
 
 LIST_PAGE = 500
+
+
+def _strip_managed_fields(obj: Obj) -> None:
+    """Drop metadata.managedFields before caching, as kube-controller-manager's shared
+    informers do (their `trim` transform): no controller reads them, and they are about half
+    of a pod's size in memory, for every pod in every informer of the process."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
 
 
 def _by_namespace(obj: Obj) -> Iterable[str]:
@@ -161,6 +171,7 @@ class Informer:
 
     def apply(self, event: str, obj: Obj) -> None:
         """Apply one watch event to the cache and tell the handlers (also used by tests)."""
+        _strip_managed_fields(obj)
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         if rv:
             self.resource_version = rv
@@ -191,6 +202,7 @@ class Informer:
             # List items carry no kind; handlers (and owner references built from them) want it.
             obj.setdefault("kind", kind)
             obj.setdefault("apiVersion", api_version)
+            _strip_managed_fields(obj)
             key = key_of(obj)
             seen.add(key)
             old = self._items.get(key)
