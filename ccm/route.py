@@ -63,14 +63,21 @@ def plan_routes(
     Node we route to, a CIDR the Node no longer has, or an instance the Node no longer is.
     """
     wanted: dict[tuple[str, str], str] = {}
+    by_instance: dict[str, str] = {}
     for node in nodes:
+        if provider_id(node):
+            by_instance[provider_id(node)] = node["metadata"]["name"]
         for cidr in pod_cidrs(node):
             wanted[(node["metadata"]["name"], cidr)] = provider_id(node)
     tables = {r.route_table for r in routes if r.route_table}
     present: dict[tuple[str, str], set[str]] = {}
     delete: list[Route] = []
     for route in routes:
-        key = (route.target_node, route.destination_cidr)
+        # The route's next hop is an instance: the Node that is that instance owns it, whatever
+        # name the cloud gives it (AWS answers the private DNS name, which a Node registered
+        # under another name does not have; matching by name only would churn its routes).
+        owner = by_instance.get(route.target_provider_id, route.target_node)
+        key = (owner, route.destination_cidr)
         target = wanted.get(key)
         stale = (
             route.blackhole

@@ -377,6 +377,10 @@ class ServiceController(CloudController):
         except CloudError as exc:
             raise _context(exc, "failed to ensure load balancer") from exc
         self.synced_hosts[key] = _host_set(hosts)
+        if _host_set(self.hosts(svc)) != self.synced_hosts[key]:
+            # Nodes came or went while the load balancer was being made; the node sync that
+            # ran meanwhile skipped it (it had no hosts yet, or held the lock), so sync again.
+            self.enqueue(NODES_KEY)
         self.ctx.recorder.event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
         patch: dict[str, Any] = {}
         wanted = _ingress(status)
@@ -484,21 +488,46 @@ class ServiceController(CloudController):
     # -- the node set -------------------------------------------------------------------------
 
     async def sync_nodes(self) -> None:
-        """Upstream syncNodes: UpdateLoadBalancer for every load balancer whose hosts changed;
-        one that fails is retried through its Service's own sync (which ensures it whole)."""
-        for key in list(self.synced_hosts):
-            svc = self.services.get(key)
-            if svc is None or not wants_load_balancer(svc, self.cls) or needs_cleanup(svc, self.cls):
-                continue
-            hosts = self.hosts(svc)
-            names = _host_set(hosts)
-            if names == self.synced_hosts.get(key):
-                continue
-            async with self._locks[key]:
-                if not await self._update_hosts(svc, hosts):
-                    self.queue.add_rate_limited(key)
-                    continue
-                self.synced_hosts[key] = names
+        """Upstream syncNodes: UpdateLoadBalancer for every load balancer whose hosts changed, by
+        `workers` at a time; one that fails is retried through its Service's own sync (which
+        ensures it whole)."""
+        limit = asyncio.Semaphore(max(1, self.workers))
+
+        async def one(key: str) -> None:
+            async with limit:
+                await self._sync_hosts(key)
+
+        async with asyncio.TaskGroup() as group:
+            for key in list(self.synced_hosts):
+                group.create_task(one(key))
+
+    def _stale_hosts(self, key: str) -> tuple[Obj, list[Obj]] | None:
+        """The Service and its hosts when they differ from those its load balancer was last given."""
+        svc = self.services.get(key)
+        synced = self.synced_hosts.get(key)
+        if (
+            svc is None
+            or synced is None
+            or not wants_load_balancer(svc, self.cls)
+            or needs_cleanup(svc, self.cls)
+        ):
+            return None
+        hosts = self.hosts(svc)
+        return None if _host_set(hosts) == synced else (svc, hosts)
+
+    async def _sync_hosts(self, key: str) -> None:
+        if self._stale_hosts(key) is None:
+            return
+        async with self._locks[key]:
+            # Again under the lock: a sync of the Service may have run meanwhile.
+            stale = self._stale_hosts(key)
+            if stale is None:
+                return
+            svc, hosts = stale
+            if not await self._update_hosts(svc, hosts):
+                self.queue.add_rate_limited(key)
+                return
+            self.synced_hosts[key] = _host_set(hosts)
 
     async def _update_hosts(self, svc: Obj, hosts: Sequence[Obj]) -> bool:
         cluster_id = self.settings.cluster_id

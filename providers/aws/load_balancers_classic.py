@@ -255,6 +255,7 @@ class ClassicLoadBalancers:
             reply = await self._c.caller.call(self._c.elb.describe_tags, LoadBalancerNames=[name])
             tags = tags_of(reply["TagDescriptions"][0]) if reply.get("TagDescriptions") else {}
             if is_owned(tags, cluster_id):
+                log.info("deleting classic ELB %s of %s/%s", name, service.namespace, service.name)
                 await self._delete_elb(name)
             else:
                 log.warning("classic ELB %s is not owned by cluster %s; leaving it", name, cluster_id)

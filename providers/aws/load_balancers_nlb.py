@@ -353,6 +353,7 @@ class NetworkLoadBalancers:
         if lb is not None:
             tags = (await self._tags([str(lb["LoadBalancerArn"])])).get(str(lb["LoadBalancerArn"]), {})
             if is_owned(tags, cluster_id):
+                log.info("deleting NLB %s of %s/%s", name, service.namespace, service.name)
                 await self._delete_load_balancer(lb)
             else:
                 log.warning("load balancer %s is not owned by cluster %s; leaving it", name, cluster_id)

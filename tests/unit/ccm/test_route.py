@@ -116,3 +116,19 @@ def test_a_route_missing_from_one_table_is_created_again() -> None:
 
 def test_the_provider_capability_is_required(provider: CloudProvider) -> None:
     assert provider.routes is not None
+
+
+def test_a_route_is_matched_to_its_node_by_instance_whatever_the_cloud_calls_it() -> None:
+    """AWS names a route's node by the instance's private DNS name; a Node registered under
+    another name (--hostname-override) keeps its route instead of having it replaced every pass."""
+    cluster = [__import__("ipaddress").ip_network("10.244.0.0/16")]
+    nodes = [node("worker-1", "aws:///us-east-1a/i-0123456789abcdef0", ["10.244.0.0/24"])]
+    routes = [
+        Route(
+            "10.244.0.0/24",
+            "ip-10-0-0-4.ec2.internal",
+            "aws:///us-east-1a/i-0123456789abcdef0",
+            route_table="rtb-1",
+        )
+    ]
+    assert plan_routes(nodes, routes, cluster) == ([], [])

@@ -14,7 +14,7 @@ from controlplane.controllers.runtime import FakeClock, R
 from providers.capabilities import CloudProvider, LoadBalancers
 from providers.model import LoadBalancerService, LoadBalancerStatus, NodeRef
 from tests.unit.ccm.conftest import CLUSTER, launch
-from tests.unit.ccm.fakes import FakeAPI, make, ready, settings_for
+from tests.unit.ccm.fakes import FakeAPI, drain, make, ready, settings_for
 
 
 class Spy:
@@ -237,3 +237,64 @@ async def test_a_deletion_missed_while_down_is_finished_by_the_next_term(
     await fresh.reconcile("ns/web")
     assert api.obj(R.SERVICES, "ns/web") is None
     assert await inventory(provider) == []
+
+
+async def test_readiness_does_not_move_the_hosts(world: Any) -> None:
+    """Upstream's stable node set (KEP-3458): a NotReady node stays a target (the cloud's health
+    check judges it), so kubelets missing heartbeats cluster-wide do not empty every load balancer."""
+    api, spy, ctrl, _, _ = world
+    api.add(R.SERVICES, lb_service("web"))
+    await ctrl.reconcile("ns/web")
+    ctrl.queue._dirty.clear()
+    for name in ("n1", "n2"):
+        node = api.obj(R.NODES, name)
+        api.add(R.NODES, {**node, "status": ready("Unknown")})
+    assert NODES_KEY not in ctrl.queue._dirty
+    await ctrl.reconcile(NODES_KEY)
+    assert [c[:2] for c in spy.calls] == [("ensure", ("n1", "n2"))]
+    api.add(R.SERVICES, lb_service("new"))
+    await ctrl.reconcile("ns/new")
+    assert spy.calls[-1][:2] == ("ensure", ("n1", "n2"))
+
+
+async def test_exclusion_label_is_parsed_as_a_bool(world: Any) -> None:
+    api, spy, ctrl, _, _ = world
+    label = "node.kubernetes.io/exclude-from-external-load-balancers"
+    n1 = api.obj(R.NODES, "n1")
+    api.add(R.NODES, {**n1, "metadata": {**n1["metadata"], "labels": {label: "false"}}})
+    n2 = api.obj(R.NODES, "n2")
+    api.add(R.NODES, {**n2, "metadata": {**n2["metadata"], "labels": {label: "true"}}})
+    api.add(R.SERVICES, lb_service("web"))
+    await ctrl.reconcile("ns/web")
+    assert spy.calls[-1][:2] == ("ensure", ("n1",))
+
+
+async def test_a_node_arriving_while_the_load_balancer_is_made_is_added(
+    world: Any, provider: CloudProvider
+) -> None:
+    """The node sync that runs during a first ensure skips that Service (no hosts recorded yet):
+    the ensure itself notices the node set moved and queues another node sync."""
+    api, spy, ctrl, _, _ = world
+    instance = await launch(provider, "n3")
+    inner = spy.ensure_load_balancer
+
+    async def slow_ensure(
+        cluster_id: str, service: LoadBalancerService, nodes: Sequence[NodeRef]
+    ) -> LoadBalancerStatus:
+        status = await inner(cluster_id, service, nodes)
+        api.add(
+            R.NODES,
+            {"metadata": {"name": "n3"}, "spec": {"providerID": instance.provider_id}, "status": ready()},
+        )
+        list(drain(ctrl))  # the node sync that the arrival queued runs now, concurrently:
+        await ctrl.reconcile(NODES_KEY)  # nothing is recorded for web yet, so it skips it
+        return status
+
+    spy.ensure_load_balancer = slow_ensure
+    api.add(R.SERVICES, lb_service("web"))
+    ctrl.queue._dirty.clear()
+    await ctrl.reconcile("ns/web")
+    assert spy.calls[-1][:2] == ("ensure", ("n1", "n2"))
+    assert NODES_KEY in ctrl.queue._dirty
+    await ctrl.reconcile(NODES_KEY)
+    assert spy.calls[-1][:2] == ("update", ("n1", "n2", "n3"))

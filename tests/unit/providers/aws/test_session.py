@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import boto3
@@ -10,7 +11,9 @@ import pytest
 
 from providers import registry
 from providers.aws import create
+from providers.aws.errors import translate
 from providers.aws.session import make_clients
+from providers.calls import SdkCaller
 from providers.config import CloudConfig
 from providers.errors import CloudError, InvalidConfiguration
 from tests.unit.providers.aws.moto_env import fast_caller
@@ -66,3 +69,22 @@ def test_fault_injection_from_the_cloud_config() -> None:
     assert caught.value.code in {"Throttling", "RequestLimitExceeded", "ServiceUnavailable", "InternalError"}
     with pytest.raises(InvalidConfiguration):
         registry.create("aws", replace(config, provider_options={"aws": {"faultInjection": {"rate": 2}}}))
+
+
+def test_fault_injection_latency_slows_every_call() -> None:
+    """`latency` (for crash tests) delays each call in its worker thread, faults or not."""
+    config = CloudConfig(
+        cluster_id="c",
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:1",
+        provider_options={"aws": {"faultInjection": {"rate": 1.0, "seed": 3, "latency": 0.05}}},
+    )
+    caller = SdkCaller(translate, qps=1e6, burst=1_000_000, max_attempts=3, base_delay=0.0)
+    provider = create(config, caller=caller)
+    assert provider.zones is not None
+    started = time.monotonic()
+    with pytest.raises(CloudError):
+        asyncio.run(provider.zones.list_zones())
+    assert caller.attempts == 3 and time.monotonic() - started >= 0.15
+    with pytest.raises(InvalidConfiguration):
+        registry.create("aws", replace(config, provider_options={"aws": {"faultInjection": {"latency": -1}}}))
