@@ -115,6 +115,15 @@ def _parser() -> argparse.ArgumentParser:
         "--disable-scheduler", action="store_true", help="do not run the scheduler in process"
     )
     server.add_argument(
+        "--audit-log-path", default="", help="write audit events here as JSON lines (-: stdout)"
+    )
+    server.add_argument("--audit-policy-file", type=Path, default=None, help="an audit.k8s.io/v1 Policy")
+    server.add_argument("--audit-log-maxsize", type=int, default=0, help="rotate at this many MB (0: 100)")
+    server.add_argument("--audit-log-maxbackup", type=int, default=0, help="rotated files kept (0: all)")
+    server.add_argument(
+        "--audit-log-maxage", type=int, default=0, help="days rotated files are kept (0: any)"
+    )
+    server.add_argument(
         "--disable-garbage-collector", action="store_true", help="same as --controllers=*,-garbage-collector"
     )
     _controller_flags(server)
@@ -318,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
             cloud_provider=args.cloud_provider,
             cloud_config=args.cloud_config,
+            audit_log_path=args.audit_log_path,
+            audit_policy_file=args.audit_policy_file,
+            audit_log_maxsize=args.audit_log_maxsize,
+            audit_log_maxbackup=args.audit_log_maxbackup,
+            audit_log_maxage=args.audit_log_maxage,
         )
         # The in-process controller manager signs legacy token Secrets with the server's key.
         args.service_account_private_key_file = (
@@ -327,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         # The in-process CSR signer issues with the cluster CA (kubeadm passes the same files).
         args.cluster_signing_cert_file = config.data_dir / "pki" / "ca.crt"
         args.cluster_signing_key_file = config.data_dir / "pki" / "ca.key"
+        if config.audit_log_path and config.audit_policy_file is not None:
+            from controlplane.apiserver import audit_policy
+
+            try:
+                audit_policy.load_policy_file(config.audit_policy_file)
+            except (OSError, audit_policy.PolicyError) as exc:
+                print(f"error: failed to load audit policy file: {exc}", file=sys.stderr)
+                return 1
         try:
             asyncio.run(_serve(config, args))
         except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """The aiohttp application: routing, the request pipeline and the non-resource endpoints.
 
-Pipeline per request: in-flight limit -> authenticate -> authorize -> handler (decode, admission,
-validation, storage, encode). Every exception leaves as a Kubernetes Status; an unexpected one is
-logged with its traceback server-side and reaches the client as a 500 InternalError without it.
+Pipeline per request: in-flight limit -> authenticate -> audit -> impersonate -> authorize ->
+handler (decode, admission, validation, storage, encode). Every exception leaves as a Kubernetes
+Status; an unexpected one is logged with its traceback server-side and reaches the client as a 500
+InternalError without it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from multidict import MultiDict
 from controlplane.api import errors
 from controlplane.apiserver import (
     admission,
+    audit,
     authn,
     authz,
     codec,
     discovery,
+    impersonation,
     metrics,
     openapi,
     openapi_v2,
@@ -63,6 +66,7 @@ class AppSettings:
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
     ready: Callable[[], bool] = lambda: True
+    auditor: audit.Auditor | None = None
 
 
 SETTINGS = web.AppKey("settings", AppSettings)
@@ -74,12 +78,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def create_app(ctx: ServerContext, settings: AppSettings) -> web.Application:
     app = web.Application(
-        middlewares=[_status_errors, _inflight(settings), _authenticate(settings), _authorize(settings)],
+        middlewares=[
+            _status_errors,
+            _inflight(settings),
+            audit.failed_authentication(settings.auditor, user_key=USER, info_key=REQUEST_INFO),
+            _authenticate(settings),
+            audit.middleware(settings.auditor, user_key=USER, info_key=REQUEST_INFO),
+            impersonation.middleware(settings.authorizer, user_key=USER),
+            _authorize(settings),
+        ],
         client_max_size=codec.MAX_BODY_BYTES + 1024,
         handler_args={"max_field_size": 65536},
     )
     app[CTX] = ctx
     app[SETTINGS] = settings
+    app.on_response_prepare.append(audit.on_response_prepare)
     app.router.add_get("/version", _version)
     app.router.add_get("/livez", _health)
     app.router.add_get("/healthz", _health)
@@ -238,7 +251,10 @@ def _authorize(settings: AppSettings) -> Any:
             resource_request=ri.is_resource_request,
             field_selector=request.query.get("fieldSelector", ""),
         )
-        await authz.authorize(settings.authorizer, attrs)
+        decision = await settings.authorizer.authorize(attrs)
+        audit.record_decision(request, decision)
+        if not decision.allowed:
+            raise authz.forbidden_error(attrs, decision.reason)
         return await handler(request)
 
     return middleware

@@ -8,6 +8,9 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "AUDIT_ERRORS",
+    "AUDIT_EVENTS",
+    "AUDIT_LEVELS",
     "AUTHENTICATED_USER_REQUESTS",
     "AUTHENTICATION_ATTEMPTS",
     "AUTH_FAILURES",
@@ -15,6 +18,8 @@ __all__ = [
     "REQUESTS",
     "REQUEST_DURATION",
     "WATCHES",
+    "audit_error",
+    "audit_level",
     "authenticated_user",
     "authentication_attempt",
 ]
@@ -100,3 +105,33 @@ def request_duration(verb: str, group: str, resource: str, subresource: str) -> 
 @functools.cache
 def inflight(kind: str) -> Any:
     return INFLIGHT.labels(request_kind=kind)
+
+
+# Upstream's audit metrics (k8s.io/apiserver/pkg/audit/metrics.go).
+AUDIT_EVENTS = Counter(
+    "apiserver_audit_event_total", "Counter of audit events generated and sent to the audit backend."
+)
+AUDIT_ERRORS = Counter(
+    "apiserver_audit_error_total",
+    "Counter of audit events that failed to be audited properly, by plugin (buffered: dropped, log: not written).",
+    ["plugin"],
+)
+AUDIT_LEVELS = Counter("apiserver_audit_level_total", "Counter of policy levels for audit events.", ["level"])
+
+
+@functools.cache
+def _audit_error(plugin: str) -> Any:
+    return AUDIT_ERRORS.labels(plugin=plugin)
+
+
+def audit_error(plugin: str) -> None:
+    _audit_error(plugin).inc()
+
+
+@functools.cache
+def _audit_level(level: str) -> Any:
+    return AUDIT_LEVELS.labels(level=level)
+
+
+def audit_level(level: str) -> None:
+    _audit_level(level).inc()

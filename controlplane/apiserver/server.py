@@ -19,6 +19,8 @@ from controlplane.api import errors
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import (
     admission,
+    audit,
+    audit_policy,
     authn_endpoints,
     authorization_reviews,
     authz,
@@ -82,6 +84,12 @@ class ServerConfig:
     # The in-process cloud-controller-manager (ccm.manager.run_in_process): aws, local or none.
     cloud_provider: str = "local"
     cloud_config: Path | None = None
+    # Upstream's --audit-log-* flags: no events without both a log path (`-`: stdout) and a policy.
+    audit_log_path: str = ""
+    audit_policy_file: Path | None = None
+    audit_log_maxsize: int = 0
+    audit_log_maxbackup: int = 0
+    audit_log_maxage: int = 0
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -117,6 +125,7 @@ class RunningServer:
     rbac: RBAC | None = None
     # What the Node authorizer knows: pods bound to each node and what they reference.
     node_graph: NodeGraph | None = None
+    audit_backend: audit.LogBackend | None = None
 
     async def run_controllers(self, stop: asyncio.Event) -> None:
         """The server's own background work, until `stop`; the caller's TaskGroup owns it."""
@@ -141,6 +150,8 @@ class RunningServer:
             for watch in list(watches):
                 await watch.close()
         await self.runner.cleanup()
+        if self.audit_backend is not None:
+            await asyncio.to_thread(self.audit_backend.close)
         await self.ctx.storage.close()
 
 
@@ -235,12 +246,14 @@ async def start(config: ServerConfig) -> RunningServer:
     # Escalation prevention first among the validating plugins: upstream checks it in the RBAC
     # storage, before validating admission runs.
     ctx.admission.validating = [RBACEscalation(rbac.authorizer, authorizer), *ctx.admission.validating]
+    auditor, audit_backend = await _auditor(config)
     settings = app_module.AppSettings(
         authenticator=authentication.authenticator,
         authorizer=authorizer,
         max_requests_inflight=config.max_requests_inflight,
         max_mutating_requests_inflight=config.max_mutating_requests_inflight,
         ready=lambda: not stopping.is_set(),
+        auditor=auditor,
     )
     application = app_module.create_app(ctx, settings)
     # Innermost: TokenRequest and the authentication reviews, after authn and authz.
@@ -273,7 +286,26 @@ async def start(config: ServerConfig) -> RunningServer:
         "serving",
         extra={"url": url, "kubeconfig": str(config.kubeconfig_path), "storage": storage_url.split("?")[0]},
     )
-    return RunningServer(config, ctx, runner, url, credentials, stopping, crds, rbac, node_graph)
+    return RunningServer(
+        config, ctx, runner, url, credentials, stopping, crds, rbac, node_graph, audit_backend=audit_backend
+    )
+
+
+async def _auditor(config: ServerConfig) -> tuple[audit.Auditor | None, audit.LogBackend | None]:
+    if not config.audit_log_path:
+        return None, None
+    if config.audit_policy_file is None:
+        log.warning("no audit policy file provided, no events will be recorded")
+        return None, None
+    policy = await asyncio.to_thread(audit_policy.load_policy_file, config.audit_policy_file)
+    backend = audit.LogBackend(
+        config.audit_log_path,
+        max_size_mb=config.audit_log_maxsize,
+        max_backups=config.audit_log_maxbackup,
+        max_age_days=config.audit_log_maxage,
+    )
+    await asyncio.to_thread(backend.start)
+    return audit.Auditor(policy, backend), backend
 
 
 def _write_component_kubeconfigs(credentials: pki.PKI, config: ServerConfig, url: str) -> None:
