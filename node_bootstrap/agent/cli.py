@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from node_bootstrap.agent.bootstrap import BootstrapError, parse_token
 from node_bootstrap.agent.config import (
     DEFAULT_CAPACITY,
     AgentConfig,
@@ -18,6 +19,7 @@ from node_bootstrap.agent.config import (
     parse_labels,
     parse_taints,
 )
+from node_bootstrap.agent.discovery import parse_pins
 
 __all__ = ["add_parser", "config_from_args", "run"]
 
@@ -45,6 +47,44 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         default=Path(env_kubeconfig) if env_kubeconfig else None,
         help="credentials for the API server (default: $KUBECONFIG)",
+    )
+    boot = p.add_argument_group(
+        "TLS bootstrap (instead of --kubeconfig)",
+        "Each node asks for its own system:node:<name> client certificate with a bootstrap token, "
+        "keeps it under --cert-dir and renews it before it expires.",
+    )
+    boot.add_argument(
+        "--bootstrap-kubeconfig",
+        type=Path,
+        default=None,
+        help="kubeconfig with the server, CA and bootstrap token",
+    )
+    boot.add_argument("--server", default="", help="API server URL (with --token and a CA hash)")
+    boot.add_argument("--token", default="", help="bootstrap token <id>.<secret>")
+    boot.add_argument(
+        "--discovery-token-ca-cert-hash",
+        action="append",
+        default=[],
+        dest="discovery_token_ca_cert_hash",
+        help="sha256:<hex> of the cluster CA's public key (SubjectPublicKeyInfo); repeatable",
+    )
+    boot.add_argument(
+        "--cert-dir",
+        type=Path,
+        default=None,
+        help="where client certificates are kept (default: DATA_DIR/pki)",
+    )
+    boot.add_argument(
+        "--rotate-certificates",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="renew client certificates at 70-90%% of their lifetime",
+    )
+    boot.add_argument(
+        "--certificate-expiration-seconds",
+        type=int,
+        default=None,
+        help="spec.expirationSeconds of the node's CSRs (default: the signer's duration)",
     )
     names = p.add_argument_group("nodes")
     names.add_argument(
@@ -117,8 +157,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     """Raises ValueError with a message fit for the user."""
-    if args.kubeconfig is None:
-        raise ValueError("--kubeconfig is required (or set KUBECONFIG)")
+    bootstraps = args.bootstrap_kubeconfig is not None or bool(args.server)
+    if args.bootstrap_kubeconfig is not None and args.server:
+        raise ValueError("--bootstrap-kubeconfig and --server exclude each other")
+    if not bootstraps and args.kubeconfig is None:
+        raise ValueError(
+            "--kubeconfig is required (or set KUBECONFIG), or bootstrap with --bootstrap-kubeconfig "
+            "or --server/--token/--discovery-token-ca-cert-hash"
+        )
+    if args.server and not args.token:
+        raise ValueError("--server needs --token")
+    if args.server and not args.discovery_token_ca_cert_hash:
+        raise ValueError("--server needs --discovery-token-ca-cert-hash")
+    token = parse_token(args.token) if args.server else ""
+    pins = parse_pins(args.discovery_token_ca_cert_hash)
+    cert_dir = args.cert_dir
+    if cert_dir is None and args.data_dir is not None:
+        cert_dir = args.data_dir / "pki"
     if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
         raise ValueError("--tls-cert-file and --tls-private-key-file go together")
     name = args.node_name
@@ -132,7 +187,14 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
     }
     return AgentConfig(
         node_names=node_names(count=args.nodes, prefix=args.node_name_prefix, name=name),
-        kubeconfig=args.kubeconfig,
+        kubeconfig=None if bootstraps else args.kubeconfig,
+        bootstrap_kubeconfig=args.bootstrap_kubeconfig,
+        bootstrap_server=args.server,
+        bootstrap_token=token,
+        discovery_ca_cert_hashes=pins,
+        cert_dir=cert_dir,
+        rotate_certificates=args.rotate_certificates,
+        certificate_expiration_seconds=args.certificate_expiration_seconds,
         node_ip=args.node_ip,
         bind_address=args.address,
         port=args.port,
@@ -180,6 +242,9 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_main(config))
     except KeyboardInterrupt:
         return 130
+    except BootstrapError as exc:
+        print(f"pinnace node-agent: error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as exc:
         print(f"pinnace node-agent: {exc}", file=sys.stderr)
         return 1

@@ -79,6 +79,17 @@ class AgentConfig:
     container_restart_backoff: float = 10.0
     container_restart_backoff_max: float = 300.0
     log_lines_per_container: int = 1000
+    # TLS bootstrap (instead of `kubeconfig`): a bootstrap kubeconfig, or a server and token
+    # with the CA pinned by its public-key hash. Certificates live under `cert_dir`.
+    bootstrap_kubeconfig: Path | None = None
+    bootstrap_server: str = ""
+    bootstrap_token: str = ""
+    discovery_ca_cert_hashes: tuple[str, ...] = ()
+    cert_dir: Path | None = None
+    rotate_certificates: bool = True
+    # spec.expirationSeconds of the node's CSRs (None: the signer's default duration).
+    certificate_expiration_seconds: int | None = None
+    bootstrap_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.node_names:
@@ -96,8 +107,20 @@ class AgentConfig:
             raise ValueError("fallback pod CIDR must be /24 or larger")
         if self.node_lease_duration_seconds <= 0:
             raise ValueError("node lease duration must be positive")
+        if self.bootstraps:
+            if self.cert_dir is None:
+                raise ValueError("TLS bootstrap needs --cert-dir (or --data-dir) to keep the certificates in")
+            if self.bootstrap_kubeconfig is None and not (
+                self.bootstrap_token and self.discovery_ca_cert_hashes
+            ):
+                raise ValueError("--server needs --token and --discovery-token-ca-cert-hash")
         if self.node_status_update_frequency <= 0 or self.node_status_report_frequency <= 0:
             raise ValueError("node status frequencies must be positive")
+
+    @property
+    def bootstraps(self) -> bool:
+        """True when the nodes get their client certificates by TLS bootstrap."""
+        return self.bootstrap_kubeconfig is not None or bool(self.bootstrap_server)
 
     @property
     def lease_renew_interval(self) -> float:
