@@ -36,8 +36,10 @@ from controlplane.apiserver import metrics
 __all__ = [
     "ALL_AUTHENTICATED",
     "ALL_UNAUTHENTICATED",
+    "ANONYMOUS_AUTHENTICATION_PATHS",
     "ANONYMOUS_PATHS",
     "ANONYMOUS_USER",
+    "CLUSTER_INFO_PATH",
     "AnonymousAuthenticator",
     "Authenticator",
     "BearerTokenAuthenticator",
@@ -62,6 +64,11 @@ ANONYMOUS_NAME = "system:anonymous"
 # Exact paths, as upstream's anonymous conditions match them; `/version/` is in upstream's
 # system:public-info-viewer role next to `/version`.
 ANONYMOUS_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/version", "/version/"})
+# kubeadm-style discovery: a joining node reads the cluster CA from this ConfigMap before it has
+# credentials and checks it against its pinned hash. Anonymous here only gets past
+# authentication; RBAC (kubeadm's bootstrap-signer-clusterinfo Role) still decides.
+CLUSTER_INFO_PATH = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+ANONYMOUS_AUTHENTICATION_PATHS = ANONYMOUS_PATHS | {CLUSTER_INFO_PATH}
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,9 @@ class AnonymousAuthenticator:
     """`delegate`, falling back to `system:anonymous` on the public paths when the request had no
     credentials at all. Bad credentials stay an error even there (upstream's NewFailOnError)."""
 
-    def __init__(self, delegate: Authenticator, paths: Collection[str] = ANONYMOUS_PATHS) -> None:
+    def __init__(
+        self, delegate: Authenticator, paths: Collection[str] = ANONYMOUS_AUTHENTICATION_PATHS
+    ) -> None:
         self._delegate = delegate
         self._paths = frozenset(paths)
 

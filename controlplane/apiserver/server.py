@@ -5,6 +5,7 @@ signal; shut down gracefully (stop accepting, end watches, finish in-flight requ
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from controlplane.api import errors
@@ -281,6 +283,7 @@ async def start(config: ServerConfig) -> RunningServer:
         host = f"[{host}]"
     url = f"https://{host}:{port}"
     kubeconfig.write_admin_kubeconfig(credentials, config.kubeconfig_path, url)
+    await publish_cluster_info(ctx, url, credentials.ca_pem())
     await asyncio.to_thread(_write_component_kubeconfigs, credentials, config, url)
     log.info(
         "serving",
@@ -369,6 +372,52 @@ async def _bootstrap(ctx: ServerContext, kubernetes_ip: str, port: int) -> None:
                 opts,
                 [],
             )
+
+
+async def publish_cluster_info(ctx: ServerContext, url: str, ca_pem: bytes) -> None:
+    """`kube-public/cluster-info`, as `kubeadm init` publishes it: a kubeconfig with the server URL
+    and the cluster CA and no credentials. Joining nodes read it anonymously and trust the CA only
+    if its public-key hash matches the one they were given (`pinnace token create
+    --print-join-command`). Rewritten when the URL or the CA changes."""
+    info = ctx.registry.get("", "v1", "configmaps")
+    assert info is not None
+    document: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "",
+                "cluster": {
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    "server": url,
+                },
+            }
+        ],
+        "contexts": None,
+        "current-context": "",
+        "preferences": {},
+        "users": None,
+    }
+    data = {"kubeconfig": yaml.safe_dump(document, sort_keys=False)}
+    existing = await ctx.store.get_or_none(info, "kube-public", "cluster-info")
+    if existing is None:
+        opts = rest.WriteOptions(dry_run=False, field_manager="kube-apiserver", field_validation="Ignore")
+        with contextlib.suppress(errors.AlreadyExists):
+            await rest.create_object(
+                ctx,
+                info,
+                RequestInfo(True, "", verb="create", resource="configmaps", namespace="kube-public"),
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-info"}, "data": data},
+                opts,
+                [],
+            )
+        return
+    if (existing.get("data") or {}).get("kubeconfig") == data["kubeconfig"]:
+        return
+    # Keep the bootstrap signer's jws-kubeconfig-<id> keys; replace the kubeconfig.
+    updated = {**existing, "data": {**(existing.get("data") or {}), **data}}
+    with contextlib.suppress(errors.Conflict):
+        await ctx.store.update(info, updated, expected_revision=int(existing["metadata"]["resourceVersion"]))
 
 
 async def bootstrap_priority_classes(ctx: ServerContext) -> None:

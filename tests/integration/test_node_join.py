@@ -6,9 +6,8 @@ by that pin, asks for its certificate with a CSR (auto-approved for the kubeadm 
 token group, signed by the in-process signer) and from then on runs as system:node:<name> only:
 it has no other credentials, and the Node authorizer lets a node write only its own objects.
 
-The server here serves its certificate chain (serving certificate, then the CA), as a server
-behind a CA bundle does, so the CA can be discovered in the TLS handshake: Pinnace publishes
-no kube-public/cluster-info ConfigMap for anonymous reading.
+The server is a stock one: the agent finds the CA in the kube-public/cluster-info ConfigMap,
+which the server publishes and lets anyone read, as kubeadm sets it up.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import base64
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +30,6 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from controlplane.apiserver import pki
 from controlplane.client import Client, ResourcePath, load_kubeconfig
 from controlplane.tokens_cli import token_secret
 from node_bootstrap.agent import AgentConfig, NodeAgent
@@ -45,34 +42,9 @@ SECRETS = ResourcePath("", "v1", "secrets")
 pytestmark = pytest.mark.timeout(120)
 
 
-def _serve_chain(pki_dir: Path) -> None:
-    serving = pki_dir / "apiserver.crt"
-    serving.write_bytes(serving.read_bytes().rstrip(b"\n") + b"\n" + (pki_dir / "ca.crt").read_bytes())
-
-
 @pytest.fixture(scope="module")
 def join_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("pinnace-join") / "data"
-    data.mkdir(mode=0o700)
-    # The PKI the server would make (its default SANs), made first so the chain can be served
-    # from the first start; should the server re-issue its certificate, restart it once.
-    pki.ensure_pki(
-        data / "pki",
-        hostnames=[
-            "localhost",
-            socket.gethostname(),
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-        ],
-        ips=["127.0.0.1", "::1"],
-    )
-    _serve_chain(data / "pki")
-    proc = start_server(data, "--cloud-provider", "none")
-    if (data / "pki" / "apiserver.crt").read_bytes().count(b"BEGIN CERTIFICATE") < 2:
-        proc.stop()
-        _serve_chain(data / "pki")
-        proc = start_server(data, "--cloud-provider", "none", port=proc.port)
+    proc = start_server(tmp_path_factory.mktemp("pinnace-join") / "data", "--cloud-provider", "none")
     try:
         yield proc
     finally:

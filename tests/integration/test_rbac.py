@@ -236,16 +236,25 @@ def test_components_run_as_themselves(admin: Kubectl, server: ServerProcess) -> 
     assert not _sar(admin, cm, "create", "pods", sub="exec", ns="default")
 
 
-def test_node_credentials_get_the_system_node_role(
+def test_node_credentials_are_governed_by_the_node_authorizer(
     admin: Kubectl, server: ServerProcess, tmp_path: Path
 ) -> None:
-    """Until a node authorizer exists: the system:node ClusterRole bound to system:nodes (the
-    binding upstream shipped before its Node authorizer)."""
+    """The system:node ClusterRole is bound to no one (as upstream): a node's rights come from the
+    Node authorizer, which scopes them to its own Node and its own pods' objects."""
     node = with_kubeconfig(admin, user_kubeconfig(server, tmp_path, "system:node:rbac-node", "system:nodes"))
-    assert node.run("auth", "can-i", "update", "nodes/status").stdout == "yes\n"
-    assert node.run("auth", "can-i", "get", "secrets", "-n", "default").stdout == "yes\n"
-    assert node.run("auth", "can-i", "delete", "nodes", check=False).stdout == "no\n"
-    assert node.run("auth", "can-i", "create", "secrets", "-n", "default", check=False).stdout == "no\n"
+    assert node.run("auth", "can-i", "update", "nodes/rbac-node", "--subresource=status").stdout == "yes\n"
+    assert node.run("auth", "can-i", "get", "nodes/rbac-node").stdout == "yes\n"
+    assert (
+        node.run("auth", "can-i", "get", "nodes/other-node", check=False).stdout
+        == "no - node 'rbac-node' cannot read 'other-node', only its own Node object\n"
+    )
+    # No pod on this node references it, so no secret is readable, by name or by list.
+    assert node.run("auth", "can-i", "get", "secrets/s", "-n", "default", check=False).stdout.startswith("no")
+    assert node.run("auth", "can-i", "list", "secrets", "-n", "default", check=False).stdout.startswith("no")
+    assert node.run("auth", "can-i", "delete", "nodes", check=False).stdout.startswith("no")
+    assert node.run("auth", "can-i", "create", "secrets", "-n", "default", check=False).stdout.startswith(
+        "no"
+    )
 
 
 def test_bootstrap_policy_reconciled_on_start(tmp_path: Path) -> None:

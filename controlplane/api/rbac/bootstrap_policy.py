@@ -819,6 +819,11 @@ def namespace_roles() -> dict[str, dict[str, list[PolicyRule]]]:
                 _r("update", LEGACY, "configmaps", names=("cluster-info",)),
                 _events(),
             ],
+            # kubeadm's: anyone may read the cluster-info ConfigMap, which is how a joining node
+            # finds the cluster CA before it has credentials (it pins the CA by hash).
+            "kubeadm:bootstrap-signer-clusterinfo": [
+                _r("get", LEGACY, "configmaps", names=("cluster-info",)),
+            ],
         },
     }
 
@@ -895,6 +900,12 @@ def namespace_role_bindings() -> list[tuple[str, str, str, list[dict[str, str]]]
             "system:kube-controller-manager:bootstrap-signer",
             "system:controller:bootstrap-signer",
             [kcm],
+        ),
+        (
+            "kube-public",
+            "kubeadm:bootstrap-signer-clusterinfo",
+            "kubeadm:bootstrap-signer-clusterinfo",
+            [_subject("User", "system:anonymous")],
         ),
     ]
 
