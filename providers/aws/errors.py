@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserError
 
 from providers.errors import (
     AuthFailure,
@@ -212,4 +213,8 @@ def translate(exc: Exception) -> CloudError:
         return Transient(str(exc), code=type(exc).__name__)
     if isinstance(exc, TimeoutError | ConnectionError):
         return Transient(str(exc), code=type(exc).__name__)
+    if isinstance(exc, ResponseParserError):
+        # A reply that is not the API's XML or JSON: an overloaded endpoint's or a proxy's HTML
+        # 5xx page. Retry it like a transient fault, not wait the longest delay.
+        return Transient(f"unparseable AWS response: {exc}", code=type(exc).__name__)
     return CloudError(f"unexpected AWS SDK error: {exc!r}", code=type(exc).__name__)

@@ -120,3 +120,13 @@ def test_every_error_translates_to_exactly_one_class(code: str, status: int) -> 
     if code.endswith(".NotFound") and code not in {"InvalidInstanceID.NotFound.Eventual"}:
         assert isinstance(err, NotFound)
     assert classify(code, status) is type(err)
+
+
+def test_an_unparseable_reply_is_transient() -> None:
+    # An overloaded endpoint's or a proxy's HTML 5xx page instead of the API's XML: retried with
+    # backoff like any transient fault (it used to wait the longest delay as an unknown error).
+    from botocore.parsers import ResponseParserError
+
+    err = translate(ResponseParserError("Unable to parse response (syntax error), invalid XML received"))
+    assert isinstance(err, Transient)
+    assert err.code == "ResponseParserError"
