@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
+from controlplane.api.patch._smp_json import json_bytes
 from controlplane.api.resources import ResourceInfo
 
 __all__ = [
@@ -109,6 +112,28 @@ def _initial_status(info: ResourceInfo) -> dict[str, Any]:
     return {}
 
 
+_MISSING: Any = object()
+
+
+def _copy_of(old_value: Any, new_value: Any) -> Any:
+    """A value identical to `old_value` that shares nothing with it: `new_value` itself when it
+    serializes to the same bytes (then it already belongs to the object being written, and
+    `1`, `1.0` and `true` or a different key order are told apart), else a copy of `old_value`."""
+    if not isinstance(old_value, dict | list):
+        return old_value  # scalars are immutable
+    text = json_bytes(old_value)
+    if text is None:
+        return copy.deepcopy(old_value)
+    if (
+        new_value is not old_value
+        and type(new_value) is type(old_value)
+        and new_value == old_value
+        and json_bytes(new_value) == text
+    ):
+        return new_value
+    return orjson.loads(text)
+
+
 def prepare_for_update(
     info: ResourceInfo,
     new: dict[str, Any],
@@ -122,7 +147,7 @@ def prepare_for_update(
     old_meta = old.get("metadata", {})
     for field in SERVER_OWNED_METADATA:
         if field in old_meta:
-            new_meta[field] = copy.deepcopy(old_meta[field])
+            new_meta[field] = _copy_of(old_meta[field], new_meta.get(field, _MISSING))
         else:
             new_meta.pop(field, None)
 
@@ -130,11 +155,17 @@ def prepare_for_update(
         # Status writes take status and (for built-ins) metadata from the request, minus the
         # fields upstream's status strategy resets (GetResetFields); spec always stays.
         status = new.get("status")
-        replacement = copy.deepcopy(old)
+        # Everything else is old's, in old's key order. Most status writes carry the stored spec
+        # unchanged (a patch of the stored object), so new's equal value is kept instead of
+        # copying old's: the result shares nothing with `old` either way.
+        replacement = {
+            key: value if key in ("metadata", "status") else _copy_of(value, new.get(key, _MISSING))
+            for key, value in old.items()
+        }
         replacement["metadata"] = new_meta
         for field in _status_reset_metadata(info):
             if field in old_meta:
-                new_meta[field] = copy.deepcopy(old_meta[field])
+                new_meta[field] = _copy_of(old_meta[field], new_meta.get(field, _MISSING))
             else:
                 new_meta.pop(field, None)
         if status is None:
@@ -147,7 +178,7 @@ def prepare_for_update(
 
     if info.status_subresource:
         if "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = _copy_of(old["status"], new.get("status", _MISSING))
         else:
             new.pop("status", None)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from controlplane.api import (
 )
 from controlplane.api.patch import apply as ssa
 from controlplane.api.patch import json_patch, managed_fields, merge_patch, strategic
+from controlplane.api.patch._smp_json import json_copy
 from controlplane.api.resources import CRD_GROUP, CRD_PLURAL, ResourceInfo
 from controlplane.apiserver import admission, codec, output
 from controlplane.apiserver.allocators import Allocation
@@ -649,7 +649,8 @@ async def update(
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
         if precondition and precondition != current["metadata"].get("resourceVersion"):
             raise errors.Conflict.modified(info.plural, info.group, ri.name)
-        return copy.deepcopy(body)
+        copied: dict[str, Any] = json_copy(body)
+        return copied
 
     result, status = await write_update(ctx, info, ri, mutate, opts, warnings=warnings)
     return respond_object(ctx, info, result, request, status=status, warnings=warnings)
@@ -678,23 +679,25 @@ async def patch(
     schema = _patch_schema(info)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
-        # `current` is the caller's private copy and the patch functions never mutate their input.
+        # `current` is the caller's private copy, so the patch is applied to it in place; the
+        # patch body is never mutated (a retry applies it again).
+        current_rv = current["metadata"].get("resourceVersion")
         if content_type == codec.JSON_PATCH:
-            patched = json_patch.apply(current, patch_body)
+            patched = json_patch.apply(current, patch_body, in_place=True)
         elif content_type == codec.MERGE_PATCH:
-            patched = merge_patch.apply(current, patch_body)
+            patched = merge_patch.apply(current, patch_body, in_place=True)
         else:
             if not isinstance(patch_body, dict):
                 raise errors.BadRequest(message="strategic merge patch must be a JSON object")
-            patched = strategic.apply(current, patch_body, schema)
+            patched = strategic.apply(current, patch_body, schema, in_place=True)
         if not isinstance(patched, dict):
             raise errors.BadRequest(message="patch produced a non-object result")
         # A patch may carry metadata.resourceVersion as a precondition (kopf, kubectl --resource-version).
         patched_meta = patched.setdefault("metadata", {})
         wanted = patched_meta.get("resourceVersion")
-        if wanted and wanted != current["metadata"].get("resourceVersion"):
+        if wanted and wanted != current_rv:
             raise errors.Conflict.modified(info.plural, info.group, ri.name)
-        patched_meta["resourceVersion"] = current["metadata"].get("resourceVersion")
+        patched_meta["resourceVersion"] = current_rv
         if content_type != codec.JSON_PATCH or ri.subresource in ("", "status"):
             _check_type(info, patched)
         _field_validation(info, patched, opts.field_validation, warnings)
@@ -727,8 +730,9 @@ async def write_update(
     Conflict itself when the client asked for a specific resourceVersion). `admission_view`:
     admission sees the subresource's own kind (scale) instead of the stored object."""
     for _ in range(MAX_UPDATE_RETRIES):
-        current = await ctx.store.get(info, ri.namespace, ri.name)
-        candidate = mutate(copy.deepcopy(current))
+        # `mutate` gets a copy of its own: it may change it in place and keep parts of it.
+        current, private = await ctx.store.get_twice(info, ri.namespace, ri.name)
+        candidate = mutate(private)
         result = await _finish_update(
             ctx,
             info,
@@ -912,7 +916,7 @@ async def _apply(
         )
     if not applied.get("apiVersion") or not applied.get("kind"):
         raise errors.BadRequest(message="apiVersion and kind must be set in an apply patch")
-    applied = copy.deepcopy(applied)
+    applied = json_copy(applied)
     applied.setdefault("metadata", {})["name"] = ri.name
     _check_type(info, applied)
     _check_metadata(info, applied, ri)
@@ -940,7 +944,7 @@ async def _apply(
                 continue
             return respond_object(ctx, info, created, request, status=201, warnings=warnings)
         merged = ssa.apply(
-            copy.deepcopy(current),
+            json_copy(current),
             applied,
             manager=manager,
             force=force,
@@ -1141,7 +1145,7 @@ async def delete_object(
         if info.group == "" and info.plural == "namespaces":
             finalizers_in_spec = current.get("spec", {}).get("finalizers") or []
             if finalizers_in_spec or finalizers:
-                updated = copy.deepcopy(current)
+                updated = json_copy(current)
                 umeta = updated["metadata"]
                 if not umeta.get("deletionTimestamp"):
                     umeta["deletionTimestamp"] = ctx.now()
@@ -1157,7 +1161,7 @@ async def delete_object(
                 except errors.Conflict:
                     continue
         if finalizers or grace > 0:
-            updated = copy.deepcopy(current)
+            updated = json_copy(current)
             umeta = updated["metadata"]
             now = ctx.clock()
             if not umeta.get("deletionTimestamp"):

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from controlplane.api import errors
+from controlplane.api.patch._smp_json import json_copy
 from controlplane.api.resources import ResourceInfo
 from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import Event, KeyValue, Storage, Watch
@@ -163,6 +164,20 @@ class ObjectStore:
         if kv is None:
             raise errors.NotFound.for_object(info.plural, info.group, name)
         return await self._read(info, decode(kv))
+
+    async def get_twice(
+        self, info: ResourceInfo, namespace: str, name: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The object, twice, sharing nothing (two decodes of the stored bytes): a read-modify-write
+        changes the second and compares it with the first."""
+        async with translated(info, name):
+            kv = await self.storage.get(info.key(namespace, name))
+        if kv is None:
+            raise errors.NotFound.for_object(info.plural, info.group, name)
+        if self._converts(info):
+            obj = await self._read(info, decode(kv))
+            return obj, json_copy(obj)
+        return decode(kv), decode(kv)
 
     async def get_or_none(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any] | None:
         async with translated(info, name):

@@ -8,6 +8,8 @@ quote values the way Go's `%v` prints them, which `go_format` reproduces.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Hashable
 from typing import Any
 
@@ -21,6 +23,45 @@ def deep_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [deep_copy(v) for v in value]
     return value
+
+
+# Types orjson would otherwise turn into JSON (YAML bodies decode timestamps to datetimes) raise instead.
+_NOT_JSON_TYPES = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def json_bytes(value: Any) -> bytes | None:
+    """`value` as orjson writes it, or None when that text would not decode back to an equal
+    value of the same types: a float that is not finite, an int beyond 64 bits, a non-string
+    key, a datetime (from YAML), a subclass of a JSON type, bytes, a set. (An enum or a UUID
+    would be written as its value; decoded objects never hold one.)"""
+    try:
+        text = orjson.dumps(value, option=_NOT_JSON_TYPES)
+    except TypeError:
+        return None
+    # orjson writes NaN and the infinities as `null`; only then can the text lose something.
+    if b"null" in text and _has_non_finite(value):
+        return None
+    return text
+
+
+def json_copy(value: Any) -> Any:
+    """`deep_copy` done in C through orjson, for objects made of JSON values, as decoded request
+    bodies and stored objects are; anything orjson cannot reproduce exactly is left to
+    `copy.deepcopy`. A tuple comes back as a list."""
+    text = json_bytes(value)
+    return copy.deepcopy(value) if text is None else orjson.loads(text)
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def json_equal(a: Any, b: Any) -> bool:

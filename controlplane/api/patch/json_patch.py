@@ -31,9 +31,10 @@ class JSONPatchError(Exception):
     """Why an operation could not be applied (the cause chained to the 422)."""
 
 
-def apply(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
+def apply(doc: dict[str, Any], patch: Any, *, in_place: bool = False) -> dict[str, Any]:
     """Apply the decoded patch body to a copy of `doc`; the input is never mutated and a failure
-    leaves nothing half-applied."""
+    leaves nothing half-applied. With `in_place` (for a caller whose `doc` is its own and that
+    drops it on a failure) `doc` itself is changed. The patch is never mutated nor shared."""
     operations = _decode(patch)
     if len(operations) > MAX_OPERATIONS:
         raise errors.RequestEntityTooLarge(
@@ -42,7 +43,7 @@ def apply(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
                 f"{MAX_OPERATIONS}, got {len(operations)}"
             )
         )
-    result: Any = deep_copy(doc)
+    result: Any = doc if in_place else deep_copy(doc)
     try:
         for operation in operations:
             result = _apply_operation(result, operation)

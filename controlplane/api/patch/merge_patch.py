@@ -15,12 +15,13 @@ from controlplane.api.patch._smp_json import deep_copy
 __all__ = ["apply"]
 
 
-def apply(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Merge the decoded patch body into a copy of `doc`; the input is never mutated."""
+def apply(doc: dict[str, Any], patch: Any, *, in_place: bool = False) -> dict[str, Any]:
+    """Merge the decoded patch body into a copy of `doc` (into `doc` itself with `in_place`, for
+    a caller whose `doc` is its own); the patch is never mutated nor shared with the result."""
     if not isinstance(patch, dict):
         # jsonpatch.ErrBadJSONPatch, which the upstream handler turns into a 400.
         raise errors.BadRequest(message="Invalid JSON Patch")
-    merged: dict[str, Any] = _merge(deep_copy(doc), patch)
+    merged: dict[str, Any] = _merge(doc if in_place else deep_copy(doc), patch)
     return merged
 
 

@@ -63,9 +63,13 @@ class StrategicMergePatchError(Exception):
         return errors.BadRequest(message=str(self))
 
 
-def apply(doc: dict[str, Any], patch: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
-    """Apply `patch` to a copy of `doc`. `schema` is the top-level definition of the object's
-    kind (`schemas.definition_for(group, version, kind)`), or None for schema-less merging."""
+def apply(
+    doc: dict[str, Any], patch: dict[str, Any], schema: dict[str, Any] | None, *, in_place: bool = False
+) -> dict[str, Any]:
+    """Apply `patch` to a copy of `doc` (to `doc` itself with `in_place`, for a caller whose
+    `doc` is its own and that drops it on a failure); the patch is never mutated nor shared with
+    the result. `schema` is the top-level definition of the object's kind
+    (`schemas.definition_for(group, version, kind)`), or None for schema-less merging."""
     if patch is None:  # a JSON `null` body decodes to an empty map upstream
         patch = {}
     if not isinstance(patch, dict):
@@ -73,7 +77,7 @@ def apply(doc: dict[str, Any], patch: dict[str, Any], schema: dict[str, Any] | N
             message=f"json: cannot unmarshal {json_kind(patch)} into Go value of type map[string]interface {{}}"
         )
     try:
-        return _merge_map(deep_copy(doc), deep_copy(patch), schemas.resolve(schema))
+        return _merge_map(doc if in_place else deep_copy(doc), deep_copy(patch), schemas.resolve(schema))
     except StrategicMergePatchError as exc:
         raise exc.to_status_error() from exc
     except RecursionError as exc:

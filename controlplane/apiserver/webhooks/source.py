@@ -1,12 +1,13 @@
 """The webhook configurations in force, read from the object store on every request: a
-configuration written just before must apply to the next request, and the two reads are
-range scans over what is usually an empty or tiny prefix. Parsed webhooks are reused while a
-configuration's resourceVersion is unchanged."""
+configuration written just before must apply to the next request. The read is the storage's
+cached latest list of what is usually an empty or tiny prefix, and is served as stored bytes: a
+configuration is decoded and its webhooks parsed again only when its revision moves."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from controlplane.apiserver.store import decode
 from controlplane.apiserver.webhooks.config import Kind, Webhook, webhooks_of
 
 if TYPE_CHECKING:
@@ -23,7 +24,10 @@ PLURALS: dict[Kind, str] = {
 
 class ConfigurationSource:
     def __init__(self) -> None:
-        self._parsed: dict[tuple[Kind, str], tuple[str, list[Webhook]]] = {}
+        # (kind, storage key) -> (revision, configuration name, its webhooks)
+        self._parsed: dict[tuple[Kind, str], tuple[int, str, list[Webhook]]] = {}
+        # kind -> the (key, revision) pairs last listed and the webhooks they make, in order
+        self._last: dict[Kind, tuple[list[tuple[str, int]], list[Webhook]]] = {}
 
     async def webhooks(self, ctx: ServerContext, kind: Kind) -> list[Webhook]:
         """Configurations in name order (upstream sorts them), webhooks in their list order."""
@@ -31,18 +35,26 @@ class ConfigurationSource:
         if info is None:
             return []
         page = await ctx.store.list(info, None)
-        out: list[Webhook] = []
-        seen: set[tuple[Kind, str]] = set()
-        for configuration in sorted(page.items, key=lambda c: str(c["metadata"]["name"])):
-            meta = configuration["metadata"]
-            key = (kind, str(meta["name"]))
-            seen.add(key)
-            version = str(meta.get("resourceVersion", ""))
+        listed = [(kv.key, kv.mod_revision) for kv in page.kvs]
+        last = self._last.get(kind)
+        if last is not None and last[0] == listed:
+            return list(last[1])
+        entries: list[tuple[str, list[Webhook]]] = []
+        for kv in page.kvs:
+            key = (kind, kv.key)
             cached = self._parsed.get(key)
-            if cached is None or cached[0] != version:
-                cached = (version, webhooks_of(configuration, kind))
+            if cached is None or cached[0] != kv.mod_revision:
+                configuration = decode(kv)
+                cached = (
+                    kv.mod_revision,
+                    str(configuration["metadata"]["name"]),
+                    webhooks_of(configuration, kind),
+                )
                 self._parsed[key] = cached
-            out.extend(cached[1])
+            entries.append((cached[1], cached[2]))
+        seen = {(kind, kv.key) for kv in page.kvs}
         for stale in [k for k in self._parsed if k[0] == kind and k not in seen]:
             del self._parsed[stale]
-        return out
+        out = [hook for _, hooks in sorted(entries, key=lambda entry: entry[0]) for hook in hooks]
+        self._last[kind] = (listed, out)
+        return list(out)
