@@ -3,11 +3,9 @@
 Authorization is its own pipeline step so that authorizers slot in without touching handlers.
 `pinnace server` uses `standard_authorizer(rbac)`: `system:masters` may do anything (upstream's
 privileged group, checked before any policy so a broken policy cannot lock the admin out),
-anyone may read the health and version endpoints, and everything else is decided by RBAC
-(`controlplane.apiserver.rbac`). A node authorizer will slot in before RBAC.
-
-`default_authorizer()` and `AlwaysAllowAuthenticated` are the pre-RBAC placeholder (every
-authenticated user may do everything); the server no longer uses them.
+anyone may read the health and version endpoints, then the Node authorizer
+(`controlplane.apiserver.node_authorizer`) and RBAC (`controlplane.apiserver.rbac`) decide, as
+upstream's `--authorization-mode=Node,RBAC`.
 
 Denials carry upstream's message, e.g. `pods is forbidden: User "x" cannot list resource "pods"
 in API group "" in the namespace "default"`, built from the same attributes the authorizer saw.
@@ -20,11 +18,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controlplane.api import errors
-from controlplane.apiserver.authn import ALL_AUTHENTICATED, ANONYMOUS_PATHS, UserInfo
+from controlplane.apiserver.authn import ANONYMOUS_PATHS, UserInfo
 
 __all__ = [
     "SYSTEM_MASTERS",
-    "AlwaysAllowAuthenticated",
     "Attributes",
     "Authorizer",
     "Decision",
@@ -32,7 +29,6 @@ __all__ = [
     "SystemMastersAuthorizer",
     "UnionAuthorizer",
     "authorize",
-    "default_authorizer",
     "forbidden_error",
     "forbidden_message",
     "standard_authorizer",
@@ -91,17 +87,6 @@ class PublicInfoAuthorizer:
         )
 
 
-class AlwaysAllowAuthenticated:
-    """PLACEHOLDER until RBAC: any authenticated user may do anything.
-
-    This exists so the pipeline already has its authorization step and its Forbidden path; the
-    RBAC authorizer replaces it. Anonymous users are not in system:authenticated and get nothing.
-    """
-
-    async def authorize(self, attrs: Attributes) -> Decision:
-        return Decision(allowed=ALL_AUTHENTICATED in attrs.user.groups)
-
-
 class UnionAuthorizer:
     """Ask each in order; the first that allows wins. The reasons of those that did not are kept
     (joined by newlines, as upstream) for the Forbidden message."""
@@ -118,11 +103,6 @@ class UnionAuthorizer:
             if decision.reason:
                 reasons.append(decision.reason)
         return Decision(allowed=False, reason="\n".join(reasons))
-
-
-def default_authorizer() -> UnionAuthorizer:
-    """The pre-RBAC placeholder chain (kept for callers that have no policy); not the server's."""
-    return UnionAuthorizer([SystemMastersAuthorizer(), PublicInfoAuthorizer(), AlwaysAllowAuthenticated()])
 
 
 def standard_authorizer(rbac: Authorizer, node: Authorizer | None = None) -> UnionAuthorizer:

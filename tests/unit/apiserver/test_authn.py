@@ -27,15 +27,14 @@ from controlplane.apiserver.authn import (
     user_from_peercert,
 )
 from controlplane.apiserver.authz import (
-    AlwaysAllowAuthenticated,
     Attributes,
     Decision,
     SystemMastersAuthorizer,
     UnionAuthorizer,
     authorize,
-    default_authorizer,
     forbidden_error,
     forbidden_message,
+    standard_authorizer,
 )
 from controlplane.apiserver.pki import (
     PKI,
@@ -367,8 +366,16 @@ def test_forbidden_error_status() -> None:
     assert status["details"] == {"name": "web", "group": "apps", "kind": "deployments"}
 
 
-async def test_default_authorizer() -> None:
-    authorizer = default_authorizer()
+@dataclass
+class AllowAuthenticated:
+    """A stand-in for RBAC: allows anyone in system:authenticated."""
+
+    async def authorize(self, attrs: Attributes) -> Decision:
+        return Decision(allowed="system:authenticated" in attrs.user.groups)
+
+
+async def test_standard_authorizer() -> None:
+    authorizer = standard_authorizer(AllowAuthenticated())
     admin = UserInfo("kubernetes-admin", groups=("system:masters", "system:authenticated"))
 
     def list_pods(user: UserInfo) -> Attributes:
@@ -394,9 +401,7 @@ async def test_union_authorizer_keeps_reasons() -> None:
             return Decision(False, self.reason)
 
     nobody = UserInfo("nobody")
-    union = UnionAuthorizer(
-        [Deny("first"), SystemMastersAuthorizer(), Deny("second"), AlwaysAllowAuthenticated()]
-    )
+    union = UnionAuthorizer([Deny("first"), SystemMastersAuthorizer(), Deny("second"), AllowAuthenticated()])
     decision = await union.authorize(Attributes(nobody, "get", path="/api"))
     assert decision == Decision(False, "first\nsecond")
     assert (await union.authorize(Attributes(X, "get", path="/api"))).allowed
