@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-from controlplane.api import errors
 from controlplane.controllers.runtime import Controller
 from providers.errors import RETRYABLE, CloudError, Throttled
 
@@ -41,27 +40,10 @@ class CloudController(Controller):
         self.queue.when(key)  # count it, so a later retryable failure keeps backing off
         return self.give_up_delay
 
-    async def process(self, key: str) -> None:
-        try:
-            after = await self.reconcile(key)
-        except CloudError as exc:
-            delay = self.cloud_retry_delay(key, exc)
-            self.log.warning(
-                "syncing %s failed: %s (%s); retrying in %.1fs", key, exc, type(exc).__name__, delay
-            )
-            self.queue.add_after(key, delay)
+    def requeue_after_error(self, key: str, exc: Exception) -> None:
+        if not isinstance(exc, CloudError):
+            super().requeue_after_error(key, exc)
             return
-        except errors.Conflict:
-            self.queue.add_rate_limited(key)
-            return
-        except (errors.StatusError, OSError, TimeoutError) as exc:
-            self.log.warning("syncing %s failed: %s", key, exc)
-            self.queue.add_rate_limited(key)
-            return
-        except Exception:
-            self.log.exception("syncing %s crashed", key)
-            self.queue.add_rate_limited(key)
-            return
-        self.queue.forget(key)
-        if after is not None:
-            self.queue.add_after(key, after)
+        delay = self.cloud_retry_delay(key, exc)
+        self.log.warning("syncing %s failed: %s (%s); retrying in %.1fs", key, exc, type(exc).__name__, delay)
+        self.queue.add_after(key, delay)

@@ -132,20 +132,23 @@ class Controller:
         """One reconcile with the runtime's error policy (tests call this directly)."""
         try:
             after = await self.reconcile(key)
-        except errors.Conflict:
-            self.queue.add_rate_limited(key)
-            return
-        except (errors.StatusError, OSError, TimeoutError) as exc:
-            self.log.warning("syncing %s failed: %s", key, exc)
-            self.queue.add_rate_limited(key)
-            return
-        except Exception:
-            self.log.exception("syncing %s crashed", key)
-            self.queue.add_rate_limited(key)
+        except Exception as exc:
+            self.requeue_after_error(key, exc)
             return
         self.queue.forget(key)
         if after is not None:
             self.queue.add_after(key, after)
+
+    def requeue_after_error(self, key: str, exc: Exception) -> None:
+        """Requeue a key whose reconcile failed: with per-key backoff, quietly for conflicts.
+        Controllers whose failures say more (the CCM's cloud errors) override this."""
+        if isinstance(exc, errors.Conflict):
+            pass
+        elif isinstance(exc, errors.StatusError | OSError | TimeoutError):
+            self.log.warning("syncing %s failed: %s", key, exc)
+        else:
+            self.log.error("syncing %s crashed", key, exc_info=exc)
+        self.queue.add_rate_limited(key)
 
 
 class _Stopped(Exception):
