@@ -144,3 +144,29 @@ def kube_env(server: ServerProcess, tmp_path: Path) -> dict[str, str]:
     env["KUBECACHEDIR"] = str(tmp_path / "kube-cache")
     env["HOME"] = str(tmp_path)
     return env
+
+
+def user_kubeconfig(server: ServerProcess, directory: Path, name: str, *groups: str) -> Path:
+    """A kubeconfig for a new client certificate (CN=name, O=groups) from the server's CA, made
+    with `pinnace kubeconfig user` as a user of the CLI would."""
+    path = directory / f"{name.replace(':', '_')}.kubeconfig"
+    orgs = [arg for g in groups for arg in ("--org", g)]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "kubeconfig",
+            "user",
+            "--data-dir",
+            str(server.data_dir),
+            "--client-name",
+            name,
+            *orgs,
+            "--out",
+            str(path),
+        ],
+        cwd=REPO,
+        check=True,
+    )
+    return path

@@ -5,41 +5,15 @@ upstream's `view` and `edit` roles in a namespace."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, ServerProcess
+from tests.integration.conftest import ServerProcess, user_kubeconfig
 from tests.integration.kubectl_helpers import Kubectl, headers, parse_table
 
 pytestmark = pytest.mark.kubectl
-
-
-def user_kubeconfig(server: ServerProcess, directory: Path, name: str, *groups: str) -> Path:
-    path = directory / f"{name}.kubeconfig"
-    orgs = [arg for g in groups for arg in ("--org", g)]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "controlplane",
-            "kubeconfig",
-            "user",
-            "--data-dir",
-            str(server.data_dir),
-            "--client-name",
-            name,
-            *orgs,
-            "--out",
-            str(path),
-        ],
-        cwd=REPO,
-        check=True,
-    )
-    return path
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,34 +14,10 @@ import pytest
 import yaml
 from cryptography import x509
 
-from tests.integration.conftest import REPO, ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, start_server, user_kubeconfig
 from tests.integration.kubectl_helpers import Kubectl
 
 pytestmark = pytest.mark.kubectl
-
-
-def user_kubeconfig(server: ServerProcess, directory: Path, name: str, *groups: str) -> Path:
-    path = directory / f"{name.replace(':', '_')}.kubeconfig"
-    orgs = [arg for g in groups for arg in ("--org", g)]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "controlplane",
-            "kubeconfig",
-            "user",
-            "--data-dir",
-            str(server.data_dir),
-            "--client-name",
-            name,
-            *orgs,
-            "--out",
-            str(path),
-        ],
-        cwd=REPO,
-        check=True,
-    )
-    return path
 
 
 @pytest.fixture
