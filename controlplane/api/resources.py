@@ -327,6 +327,15 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         namespaced=False,
         verbs=("create",),
     ),
+    # kubectl 1.27's `auth whoami` asks v1beta1 (then v1alpha1) only; 1.28+ ask v1 first.
+    _r(
+        "authentication.k8s.io",
+        "v1beta1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
     # Create-only access reviews: answered, never stored (controlplane/apiserver/authorization_reviews.py).
     _r(
         "authorization.k8s.io",

@@ -107,13 +107,16 @@ async def token_review(
     return codec.json_response(out, status=201)
 
 
-async def self_subject_review(request: web.Request, user: UserInfo, now: str) -> web.Response:
-    body = await decode_body(request, "SelfSubjectReview")
+async def self_subject_review(
+    request: web.Request, user: UserInfo, now: str, *, api_version: str = API_VERSION
+) -> web.Response:
+    """The v1 and v1beta1 shapes are the same; the answer is in the version asked."""
+    body = await decode_body(request, "SelfSubjectReview", api_version)
     meta = _metadata(body)
     meta["creationTimestamp"] = now
     out = {
         "kind": "SelfSubjectReview",
-        "apiVersion": API_VERSION,
+        "apiVersion": api_version,
         "metadata": meta,
         "status": {"userInfo": user_info_json(user)},
     }

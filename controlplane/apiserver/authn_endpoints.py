@@ -78,11 +78,8 @@ def middleware(endpoints: AuthnEndpoints) -> Any:
             if request.method != "POST":
                 raise _not_allowed("serviceaccounts/token")
             return await token_request.serve(ctx, endpoints.issuer, request, ri.namespace, ri.name)
-        if (
-            ri.group != _GROUP
-            or ri.version != "v1"
-            or ri.resource not in ("tokenreviews", "selfsubjectreviews")
-        ):
+        served = ri.version == "v1" or (ri.version == "v1beta1" and ri.resource == "selfsubjectreviews")
+        if ri.group != _GROUP or not served or ri.resource not in ("tokenreviews", "selfsubjectreviews"):
             return await handler(request)
         if ri.namespace or ri.subresource:
             raise errors.NotFound(message="the server could not find the requested resource")
@@ -92,7 +89,9 @@ def middleware(endpoints: AuthnEndpoints) -> Any:
             return await authentication_reviews.token_review(
                 request, endpoints.token_authenticator, endpoints.api_audiences
             )
-        return await authentication_reviews.self_subject_review(request, request[app_module.USER], ctx.now())
+        return await authentication_reviews.self_subject_review(
+            request, request[app_module.USER], ctx.now(), api_version=f"{_GROUP}/{ri.version}"
+        )
 
     return handle
 

@@ -154,6 +154,16 @@ def test_version_discovery_and_explain(kubectl: Kubectl) -> None:
     assert re.search(r"^\s+type\s+<string>", explained, re.MULTILINE), explained
 
 
+def test_auth_whoami(kubectl: Kubectl) -> None:
+    """1.27 asks SelfSubjectReview in v1beta1, later releases in v1: every one gets an answer in its version."""
+    review = kubectl.json("auth", "whoami")
+    assert review["kind"] == "SelfSubjectReview"
+    assert review["apiVersion"] in {"authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"}
+    info = review["status"]["userInfo"]
+    assert info["username"] == "kubernetes-admin"
+    assert "system:masters" in info["groups"] and "system:authenticated" in info["groups"]
+
+
 def test_create_namespace(kubectl: Kubectl, core: CoreV1Api) -> None:
     name = unique_name(kubectl, "created")
     try:
