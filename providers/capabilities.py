@@ -62,6 +62,12 @@ class Instances(Protocol):
         """Every instance tagged for the cluster that is not terminated."""
         ...
 
+    async def get_user_data(self, cluster_id: str, instance_id: str) -> bytes:
+        """The user-data the instance was launched with, byte for byte as the cloud holds it
+        (gzip-compressed when it was too large to launch uncompressed; empty when there was
+        none). Raises `NotFound` as `get_instance` does. The simulated nodes boot from it."""
+        ...
+
 
 class InstanceMetadata(Protocol):
     """Upstream's InstancesV2: what the cloud node and node lifecycle controllers ask."""

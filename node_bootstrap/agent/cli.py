@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from node_bootstrap.agent.bootstrap import BootstrapError, parse_token
 from node_bootstrap.agent.config import (
@@ -118,6 +119,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("", "external"),
         default="",
         help="external: register with the node.cloudprovider.kubernetes.io/uninitialized taint",
+    )
+    user_data = p.add_argument_group(
+        "booting from user-data (instead of the flags above)",
+        "Play the instance's cloud-init user-data as Pinnace renders it: check the CA against its "
+        "pinned hash, run the bootstrap steps (packages simulated) reporting each to the Machine, "
+        "then join with the bootstrap token. The node is named after --instance-id.",
+    )
+    user_data.add_argument(
+        "--user-data", type=Path, default=None, help="the instance's user-data (may be gzip)"
+    )
+    user_data.add_argument(
+        "--instance-id", default="", help="what the metadata service would say (default: host name)"
+    )
+    user_data.add_argument(
+        "--fail-step", default="", help="simulate a failure of this bootstrap step (its log is the command's)"
     )
     capacity = p.add_argument_group("capacity (also allocatable)")
     capacity.add_argument("--cpu", default=DEFAULT_CAPACITY["cpu"])
@@ -231,8 +247,67 @@ async def _main(config: AgentConfig) -> None:
     await agent.run(stop)
 
 
+def _user_data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given away from their defaults win over the user-data's kubelet configuration."""
+    overrides: dict[str, Any] = {}
+    for name, default in (
+        ("node_status_update_frequency", 10.0),
+        ("node_status_report_frequency", 60.0),
+        ("node_lease_duration_seconds", 40),
+    ):
+        if getattr(args, name) != default:
+            overrides[name] = getattr(args, name)
+    if args.cert_dir is not None:
+        overrides["cert_dir"] = args.cert_dir
+    return overrides
+
+
+async def _boot_main(args: argparse.Namespace) -> int:
+    from node_bootstrap.agent.bootsteps import StepFault, boot_instance
+    from node_bootstrap.agent.userdata import InstanceFacts
+
+    if args.data_dir is None:
+        raise ValueError("--user-data needs --data-dir (the instance's disk: certificates, markers)")
+    instance = InstanceFacts(
+        instance_id=args.instance_id or socket.gethostname().lower(),
+        zone=args.zone,
+        region=args.region,
+        private_ip=args.node_ip,
+        instance_type=args.instance_type,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    result = await boot_instance(
+        args.user_data.read_bytes(),
+        instance,
+        data_dir=args.data_dir,
+        stop=stop,
+        fault=StepFault(args.fail_step) if args.fail_step else None,
+        port=args.port,
+        bind_address=args.address,
+        overrides=_user_data_overrides(args),
+    )
+    if not result.succeeded:
+        print(f"pinnace node-agent: bootstrap step {result.failed_step} failed", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean stop, 2 for bad flags."""
+    if getattr(args, "user_data", None) is not None:
+        try:
+            return asyncio.run(_boot_main(args))
+        except KeyboardInterrupt:
+            return 130
+        except BootstrapError as exc:
+            print(f"pinnace node-agent: error: {exc}", file=sys.stderr)
+            return 1
+        except (ValueError, OSError) as exc:
+            print(f"pinnace node-agent: {exc}", file=sys.stderr)
+            return 1
     try:
         config = config_from_args(args)
     except (ValueError, OSError) as exc:

@@ -10,6 +10,7 @@ ClientToken is derived from the cluster, the deterministic name and the owner's 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -189,3 +190,13 @@ class AwsInstances:
             if model.state is not InstanceState.TERMINATED:
                 out.append(model)
         return sorted(out, key=lambda i: (i.name, i.id))
+
+    async def get_user_data(self, cluster_id: str, instance_id: str) -> bytes:
+        if await self._owned(cluster_id, instance_id) is None:
+            raise NotFound(f"instance {instance_id} not found in cluster {cluster_id}")
+        reply = await self._c.caller.call(
+            self._c.ec2.describe_instance_attribute, InstanceId=instance_id, Attribute="userData"
+        )
+        value = (reply.get("UserData") or {}).get("Value") or ""
+        # EC2 answers base64 of the bytes as launched; botocore does not decode it here.
+        return base64.b64decode(value)

@@ -113,3 +113,14 @@ class LocalInstances:
             return [instance_from_record(r) for r in self._cloud.live_instances(tx, cluster_id)]
 
         return await self._cloud.call("DescribeInstances", run)
+
+    async def get_user_data(self, cluster_id: str, instance_id: str) -> bytes:
+        def run(tx: Tx) -> bytes:
+            record = tx.get(INSTANCE, instance_id)
+            if record is None or not is_owned(record.tags, cluster_id):
+                raise NotFound(
+                    f"the instance ID {instance_id!r} does not exist", code="InvalidInstanceID.NotFound"
+                )
+            return base64.b64decode(record.data.get("user_data", ""))
+
+        return await self._cloud.call("DescribeInstanceAttribute", run)
