@@ -112,6 +112,11 @@ class ServerConfig:
         """The in-process CCM's credential: user `system:cloud-controller-manager`."""
         return self.data_dir / "cloud-controller-manager.kubeconfig"
 
+    @property
+    def provisioner_kubeconfig_path(self) -> Path:
+        """The NodePool/Machine operator's credential: user `system:pinnace-provisioner`."""
+        return self.data_dir / "provisioner.kubeconfig"
+
 
 @dataclass
 class RunningServer:
@@ -318,6 +323,7 @@ def _write_component_kubeconfigs(credentials: pki.PKI, config: ServerConfig, url
         (config.scheduler_kubeconfig_path, "system:kube-scheduler"),
         (config.controller_manager_kubeconfig_path, "system:kube-controller-manager"),
         (config.cloud_controller_manager_kubeconfig_path, "system:cloud-controller-manager"),
+        (config.provisioner_kubeconfig_path, "system:pinnace-provisioner"),
     ):
         cert, key = pki.issue_client_cert(credentials, user, [])
         kubeconfig.write_kubeconfig(

@@ -301,6 +301,30 @@ def _cloud_controller_manager() -> list[PolicyRule]:
     ]
 
 
+PROVISIONER_USER = "system:pinnace-provisioner"
+PROVISIONING_GROUP = "infra.pinnace.dev"
+
+
+def _pinnace_provisioner() -> list[PolicyRule]:
+    """Pinnace's NodePool/Machine operator (ccm.provisioning): its own resources, the Nodes it
+    labels, drains and deletes, pods to evict, and the per-Machine bootstrap RBAC (ClusterRoles
+    it may create because it holds their one rule itself). Bootstrap-token Secrets and its Lease
+    are granted in kube-system only (namespace_roles)."""
+    return [
+        # patch: the autoscaler sets spec.replicas of autoscaling pools.
+        _r((*READ, "patch"), PROVISIONING_GROUP, "nodepools"),
+        _r(("get", "patch", "update"), PROVISIONING_GROUP, "nodepools/status"),
+        _r((*READ, "create", "patch", "update", "delete"), PROVISIONING_GROUP, "machines"),
+        _r(("get", "patch", "update"), PROVISIONING_GROUP, "machines/status"),
+        _r((*READ, "patch", "delete"), LEGACY, "nodes"),
+        _r(READ, LEGACY, "pods"),
+        _r("create", LEGACY, "pods/eviction"),
+        _r(("create", "get", "patch", "delete"), RBAC_GROUP, "clusterroles", "clusterrolebindings"),
+        _r(READ, "apiextensions.k8s.io", "customresourcedefinitions"),
+        _events(),
+    ]
+
+
 def _approver(signer: str) -> list[PolicyRule]:
     return [_r("approve", CERTIFICATES, "signers", names=(signer,))]
 
@@ -486,11 +510,24 @@ def cluster_roles() -> list[tuple[str, list[PolicyRule], dict[str, str], list[di
             {},
             None,
         ),
+        # kube-proxy's reads without its `nodes` rule: bound to system:nodes for kube-proxy units
+        # running on the kubelet's certificate; a node's own Node stays the Node authorizer's call.
+        (
+            "pinnace:node-proxier",
+            [
+                _r(("list", "watch"), LEGACY, "services", "endpoints"),
+                _events(),
+                _r(("list", "watch"), DISCOVERY, "endpointslices"),
+            ],
+            {},
+            None,
+        ),
         ("system:kube-scheduler", _kube_scheduler(), {}, None),
         # Pinnace's scheduler watches PriorityClasses (upstream's reads only pod.spec.priority):
         # the one grant beyond upstream's role, kept in a role of its own.
         ("system:pinnace:kube-scheduler", [_r(READ, "scheduling.k8s.io", "priorityclasses")], {}, None),
         ("system:cloud-controller-manager", _cloud_controller_manager(), {}, None),
+        (PROVISIONER_USER, _pinnace_provisioner(), {}, None),
     ]
 
 
@@ -737,6 +774,11 @@ def cluster_role_bindings() -> list[tuple[str, str, list[dict[str, str]]]]:
             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
             [_subject("Group", "system:bootstrappers:kubeadm:default-node-token")],
         ),
+        # kube-proxy on a Pinnace-provisioned node runs as a systemd unit with the kubelet's
+        # rotated client certificate (node_bootstrap/cloudinit), because the user-data may carry
+        # nothing long-lived; the node identity needs kube-proxy's read access to Services and
+        # EndpointSlices, which the Node authorizer's rules do not give.
+        ("pinnace:node-proxier", "pinnace:node-proxier", [_subject("Group", "system:nodes")]),
         (
             "kubeadm:node-autoapprove-certificate-rotation",
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
@@ -755,6 +797,7 @@ def cluster_role_bindings() -> list[tuple[str, str, list[dict[str, str]]]]:
                 _subject("ServiceAccount", "cloud-controller-manager", "kube-system"),
             ],
         ),
+        (PROVISIONER_USER, PROVISIONER_USER, [_subject("User", PROVISIONER_USER)]),
     ]
 
 
@@ -811,6 +854,11 @@ def namespace_roles() -> dict[str, dict[str, list[PolicyRule]]]:
             "system:controller:token-cleaner": [
                 _r(("delete", "get", "list", "watch"), LEGACY, "secrets"),
                 _events(),
+            ],
+            # Bootstrap-token Secrets for the Machines it launches, and its leader Lease.
+            PROVISIONER_USER: [
+                _r(("create", "get", "delete"), LEGACY, "secrets"),
+                _r(("get", "create", "update"), COORDINATION, "leases"),
             ],
         },
         "kube-public": {
@@ -901,6 +949,7 @@ def namespace_role_bindings() -> list[tuple[str, str, str, list[dict[str, str]]]
             "system:controller:bootstrap-signer",
             [kcm],
         ),
+        ("kube-system", PROVISIONER_USER, PROVISIONER_USER, [_subject("User", PROVISIONER_USER)]),
         (
             "kube-public",
             "kubeadm:bootstrap-signer-clusterinfo",
