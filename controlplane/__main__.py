@@ -172,13 +172,23 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--out", type=Path, default=None, help="write here (mode 0600) instead of stdout")
     from controlplane import tokens_cli
     from controlplane.scheduler import cli as scheduler_cli
+    from controlplane.up import cli as up_cli
     from node_bootstrap.agent import cli as agent_cli
 
     tokens_cli.add_parser(sub, DEFAULT_DATA_DIR / "admin.kubeconfig")
     ccm_cli.add_parser(sub)
     scheduler_cli.add_parser(sub)
     agent_cli.add_parser(sub)
+    up_cli.add_parsers(sub, DEFAULT_DATA_DIR)
+    _bootstrap_parser(sub)
     return parser
+
+
+def _bootstrap_parser(sub: Any) -> None:
+    """`pinnace bootstrap render` (node_bootstrap.cloudinit.cli adds `bootstrap` and its commands)."""
+    from node_bootstrap.cloudinit import cli as render_cli
+
+    render_cli.add_parser(sub)
 
 
 def _controller_flags(parser: argparse.ArgumentParser) -> None:
@@ -245,9 +255,18 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _serve(config: Any, args: argparse.Namespace) -> None:
-    """The composition root of `pinnace server`: the API server, then the in-process controllers,
-    which talk to it over HTTPS like any other client (and elect a leader like any other copy)."""
+async def _serve(
+    config: Any,
+    args: argparse.Namespace,
+    *,
+    stop: asyncio.Event | None = None,
+    attach: Any = None,
+    announce: bool = True,
+) -> None:
+    """The composition root of `pinnace server` (and of `pinnace up`, which `attach`es its
+    operator, simulated fleet and progress view): the API server, then the in-process
+    controllers, which talk to it over HTTPS like any other client (and elect a leader like any
+    other copy). `attach(running, tg, stop)` adds tasks to the same TaskGroup; `stop` ends all."""
     from ccm.manager import run_in_process
     from controlplane.apiserver import server
     from controlplane.client import Client, load_kubeconfig
@@ -255,10 +274,11 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
     from controlplane.scheduler import run_scheduler
 
     running = await server.start(config)
-    print(f"Pinnace API server listening on {running.url}", flush=True)
-    print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
-    print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
-    stop = _stop_on_signals()
+    if announce:
+        print(f"Pinnace API server listening on {running.url}", flush=True)
+        print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
+        print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
+    stop = stop or _stop_on_signals()
     # Each component on its own identity and upstream's role for it, not the admin credential.
     client = Client(
         load_kubeconfig(config.controller_manager_kubeconfig_path),
@@ -286,6 +306,8 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
             )
             if not args.disable_scheduler:
                 tg.create_task(run_scheduler(scheduler_client, stop, leader_election=True))
+            if attach is not None:
+                await attach(running, tg, stop)
             await stop.wait()
     finally:
         logging.getLogger("pinnace.server").info("shutting down")
@@ -295,60 +317,69 @@ async def _serve(config: Any, args: argparse.Namespace) -> None:
         logging.getLogger("pinnace.server").info("stopped")
 
 
+def _server_config(args: argparse.Namespace) -> Any:
+    """The ServerConfig for `pinnace server`'s flags (None, reported, when they are unusable); sets
+    the in-process controller manager's key and CA files on `args`."""
+    from controlplane.apiserver import server
+
+    low, _, high = args.service_node_port_range.partition("-")
+    config = server.ServerConfig(
+        data_dir=args.data_dir.expanduser().resolve(),
+        bind_address=args.bind_address,
+        port=args.secure_port,
+        service_cidr=args.service_cluster_ip_range,
+        cluster_cidr=args.cluster_cidr,
+        node_port_range=(int(low), int(high)),
+        tls_sans=list(args.tls_san),
+        storage_url=args.storage,
+        synchronous=args.sqlite_synchronous,
+        token_file=args.token_auth_file,
+        service_account_issuers=list(args.service_account_issuer) or [DEFAULT_SERVICE_ACCOUNT_ISSUER],
+        service_account_signing_key_file=args.service_account_signing_key_file,
+        service_account_key_files=list(args.service_account_key_file),
+        api_audiences=[a for a in args.api_audiences.split(",") if a],
+        compaction_interval=args.compaction_interval,
+        retain_revisions=args.retain_revisions,
+        retain_seconds=args.retain_seconds,
+        bookmark_interval=args.watch_bookmark_interval,
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+        cloud_provider=args.cloud_provider,
+        cloud_config=args.cloud_config,
+        audit_log_path=args.audit_log_path,
+        audit_policy_file=args.audit_policy_file,
+        audit_log_maxsize=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
+        audit_log_maxage=args.audit_log_maxage,
+    )
+    # The in-process controller manager signs legacy token Secrets with the server's key.
+    args.service_account_private_key_file = (
+        config.service_account_signing_key_file or config.data_dir / "pki" / "sa.key"
+    )
+    args.root_ca_file = config.data_dir / "pki" / "ca.crt"
+    # The in-process CSR signer issues with the cluster CA (kubeadm passes the same files).
+    args.cluster_signing_cert_file = config.data_dir / "pki" / "ca.crt"
+    args.cluster_signing_key_file = config.data_dir / "pki" / "ca.key"
+    if config.audit_log_path and config.audit_policy_file is not None:
+        from controlplane.apiserver import audit_policy
+
+        try:
+            audit_policy.load_policy_file(config.audit_policy_file)
+        except (OSError, audit_policy.PolicyError) as exc:
+            print(f"error: failed to load audit policy file: {exc}", file=sys.stderr)
+            return None
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_format, args.log_level)
     if args.command == "server":
-        from controlplane.apiserver import server
-
-        low, _, high = args.service_node_port_range.partition("-")
-        config = server.ServerConfig(
-            data_dir=args.data_dir.expanduser().resolve(),
-            bind_address=args.bind_address,
-            port=args.secure_port,
-            service_cidr=args.service_cluster_ip_range,
-            cluster_cidr=args.cluster_cidr,
-            node_port_range=(int(low), int(high)),
-            tls_sans=list(args.tls_san),
-            storage_url=args.storage,
-            synchronous=args.sqlite_synchronous,
-            token_file=args.token_auth_file,
-            service_account_issuers=list(args.service_account_issuer) or [DEFAULT_SERVICE_ACCOUNT_ISSUER],
-            service_account_signing_key_file=args.service_account_signing_key_file,
-            service_account_key_files=list(args.service_account_key_file),
-            api_audiences=[a for a in args.api_audiences.split(",") if a],
-            compaction_interval=args.compaction_interval,
-            retain_revisions=args.retain_revisions,
-            retain_seconds=args.retain_seconds,
-            bookmark_interval=args.watch_bookmark_interval,
-            max_requests_inflight=args.max_requests_inflight,
-            max_mutating_requests_inflight=args.max_mutating_requests_inflight,
-            default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
-            default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
-            cloud_provider=args.cloud_provider,
-            cloud_config=args.cloud_config,
-            audit_log_path=args.audit_log_path,
-            audit_policy_file=args.audit_policy_file,
-            audit_log_maxsize=args.audit_log_maxsize,
-            audit_log_maxbackup=args.audit_log_maxbackup,
-            audit_log_maxage=args.audit_log_maxage,
-        )
-        # The in-process controller manager signs legacy token Secrets with the server's key.
-        args.service_account_private_key_file = (
-            config.service_account_signing_key_file or config.data_dir / "pki" / "sa.key"
-        )
-        args.root_ca_file = config.data_dir / "pki" / "ca.crt"
-        # The in-process CSR signer issues with the cluster CA (kubeadm passes the same files).
-        args.cluster_signing_cert_file = config.data_dir / "pki" / "ca.crt"
-        args.cluster_signing_key_file = config.data_dir / "pki" / "ca.key"
-        if config.audit_log_path and config.audit_policy_file is not None:
-            from controlplane.apiserver import audit_policy
-
-            try:
-                audit_policy.load_policy_file(config.audit_policy_file)
-            except (OSError, audit_policy.PolicyError) as exc:
-                print(f"error: failed to load audit policy file: {exc}", file=sys.stderr)
-                return 1
+        config = _server_config(args)
+        if config is None:
+            return 1
         try:
             asyncio.run(_serve(config, args))
         except KeyboardInterrupt:
@@ -356,6 +387,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "kubeconfig":
         return _user_kubeconfig(args)
+    if args.command in ("up", "down"):
+        from controlplane.up import cli as up_cli
+
+        hooks = up_cli.ServerHooks(
+            parse=lambda argv: _parser().parse_args(argv), config=_server_config, serve=_serve
+        )
+        return up_cli.run(args, hooks)
+    if args.command == "bootstrap":
+        from node_bootstrap.cloudinit import cli as render_cli
+
+        return int(render_cli.run(args))
     if args.command == "ccm":
         from ccm import cli as ccm_cli
 
