@@ -67,7 +67,7 @@ class RBACAuthorizer:
                 f"{attrs.resource}.{attrs.api_group}/{attrs.subresource}"
                 if attrs.resource_request
                 else attrs.path,
-                extra={"namespace": attrs.namespace, "name": attrs.name},
+                extra={"namespace": attrs.namespace, "object_name": attrs.name},  # "name" is a LogRecord attribute
             )
         return Decision(decision.allowed, decision.reason)
 

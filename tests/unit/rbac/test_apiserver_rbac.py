@@ -4,6 +4,7 @@ escalation prevention, aggregation, and the authorization reviews."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -201,6 +202,17 @@ async def test_denied_then_granted_at_once(client: Client) -> None:
     assert (await response.json())["message"].endswith(
         ': RBAC: clusterrole.rbac.authorization.k8s.io "nonexistent" not found'
     )
+
+
+async def test_denial_is_logged_at_debug_level(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    """The debug line names the object without clobbering LogRecord's own `name` (which raised
+    KeyError and turned every denial into a 500 under --log-level debug)."""
+    with caplog.at_level(logging.DEBUG, logger="pinnace.rbac"):
+        response = await client.get("/api/v1/namespaces/default/secrets/s1", headers=as_user("mallory"))
+    assert response.status == 403
+    record = next(r for r in caplog.records if r.name == "pinnace.rbac")
+    assert "no rules authorize user 'mallory'" in record.getMessage()
+    assert record.__dict__["object_name"] == "s1" and record.__dict__["namespace"] == "default"
 
 
 async def test_escalation_prevented(client: Client) -> None:
