@@ -239,6 +239,10 @@ def _authorize(settings: AppSettings) -> Any:
         if request.path in ANONYMOUS_PATHS:
             return await handler(request)
         ri: requestinfo.RequestInfo = request[REQUEST_INFO]
+        field_selector = request.query.get("fieldSelector", "")
+        name = ri.name
+        if not name and field_selector and ri.verb in ("list", "watch"):
+            name = requestinfo.name_from_field_selector(field_selector)
         attrs = authz.Attributes(
             user=request[USER],
             verb=ri.verb,
@@ -246,10 +250,10 @@ def _authorize(settings: AppSettings) -> Any:
             resource=ri.resource,
             subresource=ri.subresource,
             namespace=ri.namespace,
-            name=ri.name,
+            name=name,
             path=request.path,
             resource_request=ri.is_resource_request,
-            field_selector=request.query.get("fieldSelector", ""),
+            field_selector=field_selector,
         )
         decision = await settings.authorizer.authorize(attrs)
         audit.record_decision(request, decision)

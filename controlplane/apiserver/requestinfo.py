@@ -93,3 +93,18 @@ def parse(method: str, path: str, *, watch_param: bool = False) -> RequestInfo:
         subresource=subresource,
         legacy_watch=legacy_watch,
     )
+
+
+def name_from_field_selector(selector: str) -> str:
+    """The object a list/watch is pinned to by `metadata.name=<name>`, as upstream's
+    RequestInfoFactory sets RequestInfo.Name for authorization: so RBAC resourceNames and the
+    Node authorizer ("only its own Node") allow a watch of that one object. "" when not pinned."""
+    for term in selector.split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and not key.endswith("!") and key.strip() == "metadata.name":
+            name = value.strip()
+            # path.IsValidPathSegmentName: no "/" or "%", not "." or ".."
+            if name and name not in (".", "..") and "/" not in name and "%" not in name:
+                return name
+            return ""
+    return ""
