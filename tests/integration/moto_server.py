@@ -4,6 +4,11 @@ registered as Nodes the way a kubelet with `--cloud-provider=external` registers
 Shared by the aws integration tests (test_ccm_aws*.py). The test process talks to moto through
 boto3 with fake credentials; `pinnace server` / `pinnace ccm` get the same credentials through
 their environment (`aws_environment`) and moto's address through `endpointURL`.
+
+Starting moto and waking its EC2 backend costs seconds of CPU, so `shared_moto` hands every
+module one server for the whole session; each module keeps to a cluster id and VPC of its own
+(`lay_out`, with a `cidr_index` of its own) and looks only at what is in its VPC or tagged for
+its cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from ccm.nodeutil import TAINT_UNINITIALIZED
@@ -108,6 +114,20 @@ def start_moto(log_dir: Path, timeout: float = 60) -> MotoServer:
     raise RuntimeError("moto's server did not start")
 
 
+_SHARED = pytest.StashKey[MotoServer]()
+
+
+def shared_moto(config: pytest.Config, log_dir: Path) -> MotoServer:
+    """The session's moto server: started on first use (its log in `log_dir`), stopped when
+    pytest ends. Callers keep apart by cluster id and VPC, never by resetting moto."""
+    server = config.stash.get(_SHARED, None)
+    if server is None or server.process.poll() is not None:
+        server = start_moto(log_dir)
+        config.stash[_SHARED] = server
+        config.add_cleanup(server.stop)
+    return server
+
+
 def session() -> boto3.Session:
     return boto3.Session(
         aws_access_key_id="testing",
@@ -128,9 +148,21 @@ class Account:
     route_tables: list[str]
     node_group: str
     boto: boto3.Session = field(default_factory=session)
+    # One client per service: making one costs tens of milliseconds of CPU, and the tests poll.
+    # (botocore clients are thread-safe, so checks run with asyncio.to_thread may share them.)
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def client(self, service: str) -> Any:
-        return self.boto.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+        made = self._clients.get(service)
+        if made is None:
+            made = self.boto.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+            self._clients[service] = made
+        return made
+
+    def in_vpc(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The load balancers or target groups (anything with a VpcId) of this account's VPC:
+        other modules' clusters share the moto server."""
+        return [item for item in items if item.get("VpcId") == self.vpc_id]
 
     def cloud_config(self, path: Path, **extra: Any) -> Path:
         doc: dict[str, Any] = {

@@ -37,24 +37,24 @@ from tests.integration.moto_server import (
     load_balancer_name,
     register,
     set_ready,
-    start_moto,
+    shared_moto,
 )
 
 CLUSTER = "itest-aws"
+CIDR_INDEX = 0  # the VPC's 10.<i>.0.0/16: each module sharing moto has its own
+POLL = 0.2  # checks that ask moto: polling it harder only takes CPU from the server under test
 TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 CLEANUP = "service.kubernetes.io/load-balancer-cleanup"
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
+def moto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
+    return shared_moto(request.config, tmp_path_factory.mktemp("moto"))
 
 
 @pytest.fixture(scope="module")
 def account(moto: MotoServer) -> Account:
-    return lay_out(moto.url, CLUSTER)
+    return lay_out(moto.url, CLUSTER, cidr_index=CIDR_INDEX)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
                 return False
         return True
 
-    await eventually(routed, timeout=40)
+    await eventually(routed, timeout=40, interval=POLL)
     described = account.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
     for reservation in described:
         for inst in reservation["Instances"]:
@@ -222,7 +222,7 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
             443: ("TCP", np[443], ids),
         }
 
-    await eventually(two_listeners, timeout=40)
+    await eventually(two_listeners, timeout=40, interval=POLL)
 
     # -- changing nodes: an excluded node leaves every target group and the classic ELB ---------
     excluded, kept = names[1], by_name[names[0]]["InstanceId"]
@@ -238,7 +238,7 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
             and [i["InstanceId"] for i in now["Instances"]] == [kept]
         )
 
-    await eventually(one_target, timeout=40)
+    await eventually(one_target, timeout=40, interval=POLL)
     owned = await inventory.list_owned(CLUSTER)
     kinds = sorted(r.kind for r in owned if r.owner is not None and r.owner.namespace == ns)
     # The classic ELB has a security group of its own, as upstream's k8s-elb-<name>.
@@ -272,9 +272,9 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
         left = await inventory.list_owned(CLUSTER)
         return not [r for r in left if r.owner is not None and r.owner.kind == "Service"]
 
-    await eventually(gone, timeout=40)
+    await eventually(gone, timeout=40, interval=POLL)
     assert nlb_view(account, web_uid) is None
-    assert not account.client("elbv2").describe_target_groups()["TargetGroups"]
+    assert not account.in_vpc(account.client("elbv2").describe_target_groups()["TargetGroups"])
     assert classic_name not in {
         d["LoadBalancerName"] for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]
     }
@@ -307,7 +307,7 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
         except errors.NotFound:
             return True
 
-    await eventually(deleted, timeout=60)
+    await eventually(deleted, timeout=60, interval=POLL)
 
     async def deleting_event() -> bool:
         events = (await client.list(R.EVENTS, "default")).get("items") or []
@@ -318,4 +318,4 @@ async def test_nodes_routes_load_balancers_and_lifecycle(
     async def routes_gone() -> bool:
         return all(victim_id not in routes.values() for routes in account.route_targets().values())
 
-    await eventually(routes_gone, timeout=40)
+    await eventually(routes_gone, timeout=40, interval=POLL)

@@ -33,25 +33,24 @@ from tests.integration.moto_server import (
     lb_service,
     load_balancer_name,
     register,
-    start_moto,
+    shared_moto,
 )
 
 CLUSTER = "chaos"
 NODES = 20
 SERVICES = 50
 FAULT_RATE = 0.2
+CIDR_INDEX = 1  # the VPC's 10.<i>.0.0/16: each module sharing moto has its own
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto-chaos"))
-    yield server
-    server.stop()
+def moto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
+    return shared_moto(request.config, tmp_path_factory.mktemp("moto"))
 
 
 @pytest.fixture(scope="module")
 def account(moto: MotoServer) -> Account:
-    return lay_out(moto.url, CLUSTER)
+    return lay_out(moto.url, CLUSTER, cidr_index=CIDR_INDEX)
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +136,15 @@ async def test_fifty_load_balancers_and_twenty_nodes_converge_under_faults(
     elbv2 = account.client("elbv2")
 
     def balancers_converged() -> bool:
-        lbs = elbv2.get_paginator("describe_load_balancers").paginate().build_full_result()["LoadBalancers"]
+        lbs = account.in_vpc(
+            elbv2.get_paginator("describe_load_balancers").paginate().build_full_result()["LoadBalancers"]
+        )
         wanted = {load_balancer_name(uid) for uid in uids.values()}
         assert len(lbs) == SERVICES, "one load balancer per Service, no duplicates"
         assert {lb["LoadBalancerName"] for lb in lbs} == wanted
-        groups = elbv2.get_paginator("describe_target_groups").paginate().build_full_result()["TargetGroups"]
+        groups = account.in_vpc(
+            elbv2.get_paginator("describe_target_groups").paginate().build_full_result()["TargetGroups"]
+        )
         assert len(groups) == SERVICES, "one target group per Service port, no strays"
         for group in groups:
             health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
@@ -178,8 +181,8 @@ async def test_fifty_load_balancers_and_twenty_nodes_converge_under_faults(
     except AssertionError:
         left = await inventory.list_owned(CLUSTER)
         raise AssertionError(f"left in the cloud: {[(r.kind, r.id, r.owner) for r in left]}") from None
-    assert not elbv2.describe_load_balancers()["LoadBalancers"]
-    assert not elbv2.describe_target_groups()["TargetGroups"]
+    assert not account.in_vpc(elbv2.describe_load_balancers()["LoadBalancers"])
+    assert not account.in_vpc(elbv2.describe_target_groups()["TargetGroups"])
     group = account.client("ec2").describe_security_groups(GroupIds=[account.node_group])["SecurityGroups"][0]
     assert not [
         r

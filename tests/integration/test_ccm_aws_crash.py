@@ -5,9 +5,11 @@ of deleting load balancers leaves nothing leaked and nothing duplicated once it 
 can be killed alone; every AWS call it makes is slowed down (the cloud config's
 `aws.faultInjection.latency`) so that a kill lands between the calls of one ensure or delete.
 Each round creates three Services (two NLBs, one classic ELB), kills the CCM a little after the
-first load balancer started being made, restarts it and checks one load balancer per Service
-with the right listeners and target groups; then deletes them, kills it again a little after
-the first delete started, restarts it and checks that nothing owned by the Services is left.
+first load balancer started being made, lets a fresh copy take over and checks one load
+balancer per Service with the right listeners and target groups; then deletes them, kills the
+copy at work a little after the first delete started, lets another fresh copy take over and
+checks that nothing owned by the Services is left. The fresh copies are standbys waiting for the
+lease (see `Ccms`), so a takeover costs the lease's expiry, not an interpreter's start-up.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tests.integration.moto_server import (
     lb_service,
     load_balancer_name,
     register,
-    start_moto,
+    shared_moto,
 )
 
 CLUSTER = "crash"
@@ -45,13 +47,12 @@ CLASSIC = {"service.beta.kubernetes.io/aws-load-balancer-type": "classic"}
 LATENCY = 0.15  # seconds added to every AWS call of the CCM
 # How long after the first "creating ..." / "deleting ..." line the CCM is killed, per round.
 KILL_AFTER = ((0.4, 0.3), (1.5, 1.0))
+CIDR_INDEX = 2  # the VPC's 10.<i>.0.0/16: each module sharing moto has its own
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto-crash"))
-    yield server
-    server.stop()
+def moto(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
+    return shared_moto(request.config, tmp_path_factory.mktemp("moto"))
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +71,10 @@ async def client(plain_server: ServerProcess) -> AsyncIterator[Client]:
 
 
 class Ccm:
-    """`pinnace ccm` as a process of its own, restarted at will."""
+    """`pinnace ccm` as a process of its own, with a log of its own."""
 
     def __init__(self, server: ServerProcess, config: Path, log: Path) -> None:
-        self.server, self.config, self.log = server, config, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        self.log = log
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -87,11 +84,11 @@ class Ccm:
                 "text",
                 "ccm",
                 "--kubeconfig",
-                str(self.server.kubeconfig),
+                str(server.kubeconfig),
                 "--cloud-provider",
                 "aws",
                 "--cloud-config",
-                str(self.config),
+                str(config),
                 "--controllers",
                 "cloud-node,service,cloud-garbage-sweep",
                 "--leader-elect-lease-duration",
@@ -101,34 +98,25 @@ class Ccm:
                 "--leader-elect-retry-period",
                 "0.25",
             ],
-            stdout=self.log.open("ab"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=REPO,
             env={**os.environ, **AWS_ENV},
         )
 
-    def output(self) -> str:
-        with self.log.open("rb") as f:
-            f.seek(self.offset)
-            return f.read().decode(errors="replace")
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
-    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.output():
-            assert self.process is not None and self.process.poll() is None, self.output()[-3000:]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the CCM never logged {needle!r}:\n{self.output()[-3000:]}")
-            time.sleep(0.02)
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def kill(self) -> None:
-        assert self.process is not None and self.process.poll() is None, self.output()[-3000:]
+        assert self.alive(), self.output()[-3000:]
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
+        if self.alive():
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
@@ -136,6 +124,54 @@ class Ccm:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+class Ccms:
+    """Two copies of the CCM at all times, as an HA deployment runs them: one leads, the other
+    waits for the lease. A killed leader's successor is a fresh process that has never led (each
+    term of leadership starts from nothing), as a restarted one would be; starting it ahead of
+    the kill only spares the wait for an interpreter to start."""
+
+    def __init__(self, server: ServerProcess, config: Path, log_dir: Path) -> None:
+        self.server, self.config, self.log_dir = server, config, log_dir
+        self.all: list[Ccm] = []
+
+    def live(self) -> list[Ccm]:
+        return [c for c in self.all if c.alive()]
+
+    def top_up(self) -> None:
+        while len(self.live()) < 2:
+            self.all.append(Ccm(self.server, self.config, self.log_dir / f"ccm-{len(self.all)}.log"))
+
+    def logs(self) -> str:
+        return "".join(f"--- {c.log.name}\n{c.output()[-2000:]}" for c in self.all)
+
+    def wait_for_line(self, needle: str, timeout: float = 60) -> Ccm:
+        """The live copy that logged `needle` (the leader at work)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for ccm in self.live():
+                if needle in ccm.output():
+                    return ccm
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no CCM logged {needle!r}:\n{self.logs()}")
+            time.sleep(0.02)
+
+    def kill_leader_at(self, needle: str, after: float) -> None:
+        """SIGKILL the copy at work `after` seconds after it logged `needle`; a new standby is
+        started in its place."""
+        leader = self.wait_for_line(needle)
+        time.sleep(after)
+        leader.kill()
+        self.top_up()
+
+    def leader(self, holder: str) -> Ccm:
+        """The live copy whose identity `holder` (the Lease's holderIdentity) is."""
+        (found,) = [c for c in self.live() if f"{holder} became the leader" in c.output()]
+        return found
+
+    def stop(self) -> list[int]:
+        return [c.stop() for c in self.all]
 
 
 def owned_by(account: Account, uids: set[str]) -> dict[str, list[tuple[str, str]]]:
@@ -180,22 +216,23 @@ def lb_rules(account: Account) -> list[str]:
 async def test_crash_mid_create_and_mid_delete_leaks_and_duplicates_nothing(
     plain_server: ServerProcess, client: Client, moto: MotoServer, tmp_path: Path
 ) -> None:
-    account = lay_out(moto.url, CLUSTER)
+    account = lay_out(moto.url, CLUSTER, cidr_index=CIDR_INDEX)
     config = account.cloud_config(
         tmp_path / "cloud.yaml", aws={"faultInjection": {"rate": 0, "latency": LATENCY}}
     )
-    instances = account.launch(2)
-    ids = sorted(i["InstanceId"] for i in instances)
-    for inst in instances:
-        await register(client, inst)
-    ccm = Ccm(plain_server, config, tmp_path / "ccm.log")
+    ccms = Ccms(plain_server, config, tmp_path)
     try:
+        ccms.top_up()  # their start-up overlaps the nodes' registration
+        instances = account.launch(2)
+        ids = sorted(i["InstanceId"] for i in instances)
+        for inst in instances:
+            await register(client, inst)
         for round_, (kill_create, kill_delete) in enumerate(KILL_AFTER):
             ns = f"crash{round_}-{uuid.uuid4().hex[:5]}"
             await client.create(
                 R.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             )
-            ccm.start()
+            ccms.top_up()
             specs = {
                 "a": lb_service("a", [80, 443]),
                 "b": lb_service("b", [8080]),
@@ -205,17 +242,14 @@ async def test_crash_mid_create_and_mid_delete_leaks_and_duplicates_nothing(
             uids = {n: s["metadata"]["uid"] for n, s in created.items()}
 
             # -- killed in the middle of creating ---------------------------------------------------
-            ccm.wait_for_line("creating ")
-            time.sleep(kill_create)
-            ccm.kill()
+            # (only the leader works, so the copy that logs "creating " is the one to kill)
+            ccms.kill_leader_at("creating ", kill_create)
             half_made = owned_by(account, set(uids.values()))
             services = {s["metadata"]["name"]: s for s in (await client.list(R.SERVICES, ns))["items"]}
             assert not all(
                 (s.get("status", {}).get("loadBalancer") or {}).get("ingress") for s in services.values()
             ), "the kill was meant to land before every load balancer was done"
             print(f"round {round_}: killed mid-create with {half_made}")
-
-            ccm.start()
 
             async def ensured(ns: str = ns) -> dict[str, Any]:
                 items = {s["metadata"]["name"]: s for s in (await client.list(R.SERVICES, ns))["items"]}
@@ -250,11 +284,8 @@ async def test_crash_mid_create_and_mid_delete_leaks_and_duplicates_nothing(
             # -- killed in the middle of deleting ---------------------------------------------------
             for name in specs:
                 await client.delete(R.SERVICES, name, ns)
-            ccm.wait_for_line("deleting ")
-            time.sleep(kill_delete)
-            ccm.kill()
+            ccms.kill_leader_at("deleting ", kill_delete)
             print(f"round {round_}: killed mid-delete with {owned_by(account, set(uids.values()))}")
-            ccm.start()
 
             async def all_gone(ns: str = ns, uids: dict[str, str] = uids) -> bool:
                 if (await client.list(R.SERVICES, ns))["items"]:
@@ -262,9 +293,13 @@ async def test_crash_mid_create_and_mid_delete_leaks_and_duplicates_nothing(
                 return not any(owned_by(account, set(uids.values())).values()) and not lb_rules(account)
 
             await eventually(all_gone, timeout=60, interval=0.2)
-            assert ccm.stop() == 0, ccm.output()[-3000:]
+            # The last leader stops cleanly; its standby leads the next round.
+            lease = await client.get(R.LEASES, "cloud-controller-manager", "kube-system")
+            assert ccms.leader(lease["spec"]["holderIdentity"]).stop() == 0, ccms.logs()
     finally:
-        ccm.stop()
+        codes = ccms.stop()
+    kills = 2 * len(KILL_AFTER)
+    assert sorted(codes) == [-signal.SIGKILL] * kills + [0] * (len(codes) - kills), (codes, ccms.logs())
     # The provider's own listing agrees: nothing of any Service is left.
     inventory = account.provider(account.cloud_config(tmp_path / "observer.yaml")).inventory
     assert inventory is not None
