@@ -102,8 +102,9 @@ def plan_routes(
     return delete, create
 
 
-def _route_relevant(old: Obj | None, new: Obj | None) -> bool:
-    if old is None or new is None:
+def _route_relevant(event: str, old: Obj | None, new: Obj | None) -> bool:
+    # A departure carries the last known object as both old and new: it always matters.
+    if event != "MODIFIED" or old is None or new is None:
         return True
     return (
         pod_cidrs(old) != pod_cidrs(new)
@@ -125,7 +126,7 @@ class RouteController(CloudController):
             raise ValueError("the route controller needs --cluster-cidr")
         self.nodes = self.ctx.informers.informer(R.NODES)
         self.nodes.add_handler(
-            lambda _event, old, new: self.enqueue(ROUTES_KEY) if _route_relevant(old, new) else None
+            lambda event, old, new: self.enqueue(ROUTES_KEY) if _route_relevant(event, old, new) else None
         )
 
     async def run_extra(self, stop: asyncio.Event) -> None:
