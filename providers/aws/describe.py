@@ -118,6 +118,11 @@ class InstanceLookup:
                     f.set_exception(
                         exc if isinstance(exc, CloudError) else Transient(f"instance lookup aborted: {exc!r}")
                     )
+                    if not isinstance(exc, CloudError):
+                        # Aborted by a cancellation (shutdown): the other callers may be gone
+                        # too; mark it seen so asyncio does not log "Future exception was never
+                        # retrieved". Callers still waiting get it from result() as before.
+                        f.exception()
             if not isinstance(exc, CloudError):
                 raise
         finally:
