@@ -67,7 +67,8 @@ class RBACAuthorizer:
                 f"{attrs.resource}.{attrs.api_group}/{attrs.subresource}"
                 if attrs.resource_request
                 else attrs.path,
-                extra={"namespace": attrs.namespace, "object_name": attrs.name},  # "name" is a LogRecord attribute
+                # not "name": that is a LogRecord attribute, and logging raises KeyError
+                extra={"namespace": attrs.namespace, "object_name": attrs.name},
             )
         return Decision(decision.allowed, decision.reason)
 
