@@ -27,6 +27,7 @@ import bench_ccm
 import bench_density
 import bench_get
 import bench_list
+import bench_provisioning
 import bench_scheduler
 import bench_tls_ceiling
 import bench_watch
@@ -35,10 +36,10 @@ import common
 import orjson
 from common import BenchResult, cpus_available, machine_description, print_result
 
-BENCHES = ("writes", "get", "list", "watch", "tls", "scheduler", "density", "ccm")
+BENCHES = ("writes", "get", "list", "watch", "tls", "scheduler", "density", "ccm", "provisioning")
 # density runs only when asked for (--only density): at full size it takes the better part of an hour;
 # ccm (the cloud-controller-manager against moto, 1000 nodes) likewise (~15-20 minutes).
-DEFAULT_BENCHES = tuple(b for b in BENCHES if b not in ("density", "ccm"))
+DEFAULT_BENCHES = tuple(b for b in BENCHES if b not in ("density", "ccm", "provisioning"))
 
 
 def main() -> int:
@@ -48,7 +49,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default=",".join(DEFAULT_BENCHES),
-        help=f"comma-separated subset of {', '.join(BENCHES)} (default: all but density)",
+        help=f"comma-separated subset of {', '.join(BENCHES)} (default: all but density, ccm and provisioning)",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies durations, pod count and watcher count"
@@ -73,6 +74,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="run servers under cProfile, writing DIR/<bench>.prof"
+    )
+    parser.add_argument(
+        "--provisioning-scale-to",
+        type=int,
+        default=0,
+        help="provisioning: also scale the moto NodePool to this many nodes (0: skip)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -124,6 +131,8 @@ def main() -> int:
             result = bench_ccm.run(
                 nodes=max(1, int(1000 * scale)), services=max(1, int(100 * scale)), server_args=server_args
             )
+        elif name == "provisioning":
+            result = bench_provisioning.run(nodes=(3, 20), scale_to=args.provisioning_scale_to)
         elif name == "tls":
             result = bench_tls_ceiling.run(
                 max(1, int(args.watchers * scale)), rate=args.watch_rate, duration=duration / 2
