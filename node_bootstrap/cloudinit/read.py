@@ -63,7 +63,7 @@ def decode_user_data(data: bytes) -> dict[str, Any]:
     if not text.startswith(HEADER):
         raise JoinConfigError(f"user-data: does not start with {HEADER!r}")
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:
         raise JoinConfigError(f"user-data: not YAML: {exc}") from exc
     if not isinstance(doc, dict):
@@ -94,7 +94,7 @@ def written_files(doc: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 def _bootstrap_kubeconfig(text: bytes, files: Mapping[str, bytes]) -> BootstrapKubeconfig:
-    doc = yaml.safe_load(text) or {}
+    doc = yaml.load(text, Loader=yaml.CSafeLoader) or {}
     try:
         ctx_name = doc.get("current-context", "")
         ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
@@ -140,7 +140,7 @@ def read_user_data(data: bytes) -> RenderedNode:
     ]
     if missing:
         raise JoinConfigError(f"user-data: does not write {', '.join(missing)}")
-    kubelet_config = yaml.safe_load(files[KUBELET_CONFIG_PATH]) or {}
+    kubelet_config = yaml.load(files[KUBELET_CONFIG_PATH], Loader=yaml.CSafeLoader) or {}
     if not isinstance(kubelet_config, dict):
         raise JoinConfigError(f"{KUBELET_CONFIG_PATH}: not a mapping")
     return RenderedNode(

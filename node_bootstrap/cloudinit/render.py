@@ -58,7 +58,7 @@ def join_config(spec: BootstrapSpec) -> JoinConfig:
 
 def _files(spec: BootstrapSpec) -> list[tuple[str, str, str]]:
     """(path, permissions, content) in the order cloud-init writes them."""
-    kubelet_config = yaml.safe_dump(files.kubelet_config(spec), sort_keys=False)
+    kubelet_config = yaml.dump(files.kubelet_config(spec), Dumper=yaml.CSafeDumper, sort_keys=False)
     return [
         (files.MODULES_LOAD_PATH, "0644", files.MODULES_LOAD),
         (files.SYSCTL_PATH, "0644", files.SYSCTL),
@@ -77,7 +77,7 @@ def _files(spec: BootstrapSpec) -> list[tuple[str, str, str]]:
     ]
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.CSafeDumper):
     """Multi-line strings as literal blocks, so that the files read as they will be on disk."""
 
 
