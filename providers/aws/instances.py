@@ -69,6 +69,9 @@ class AwsInstances:
         self._c = clients
         self._config = config
         self._lookup = lookup
+        # Configured subnet id -> its zone: a subnet never changes zone, so this is asked once
+        # instead of on every launch (one DescribeSubnets per provisioned node otherwise).
+        self._subnet_zones: dict[str, str] | None = None
 
     async def _describe_all(self, filters: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
         out: list[Mapping[str, Any]] = []
@@ -93,12 +96,18 @@ class AwsInstances:
     async def _subnet_for_zone(self, zone: str) -> str:
         if not self._config.subnet_ids:
             return ""
-        page = await self._c.caller.call(
-            self._c.ec2.describe_subnets, SubnetIds=list(self._config.subnet_ids)
-        )
-        for subnet in page.get("Subnets", []):
-            if not zone or subnet.get("AvailabilityZone") == zone:
-                return str(subnet["SubnetId"])
+        if self._subnet_zones is None:
+            page = await self._c.caller.call(
+                self._c.ec2.describe_subnets, SubnetIds=list(self._config.subnet_ids)
+            )
+            self._subnet_zones = {
+                str(subnet["SubnetId"]): str(subnet.get("AvailabilityZone") or "")
+                for subnet in page.get("Subnets", [])
+            }
+        for subnet_id in self._config.subnet_ids:
+            found = self._subnet_zones.get(subnet_id)
+            if found is not None and (not zone or found == zone):
+                return subnet_id
         raise InvalidConfiguration(
             f"none of the configured subnets {list(self._config.subnet_ids)} is in zone {zone}"
         )
