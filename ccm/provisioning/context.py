@@ -19,32 +19,59 @@ NODEPOOLS = ResourcePath(api.GROUP, api.VERSION, api.NODEPOOLS, namespaced=False
 MACHINES = ResourcePath(api.GROUP, api.VERSION, api.MACHINES, namespaced=False)
 
 
+def _ready(node: Mapping[str, Any] | None) -> str:
+    for condition in ((node or {}).get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return str(condition.get("status") or "Unknown")
+    return "Unknown"
+
+
 @dataclass
 class NodeIndex:
-    """Nodes by providerID, fed by the Node watch; Machines by providerID, to wake the right one."""
+    """Nodes by providerID, fed by the Node watch; Machines by providerID, to wake the right one
+    (and their pools by Machine name, to wake the pool whose ready count moved)."""
 
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, str] = field(default_factory=dict)
 
     def node_event(self, kind: str, node: Mapping[str, Any]) -> str | None:
-        """Record a Node watch event; the name of the Machine it concerns, if known."""
+        """Record a Node watch event; the name of the Machine it concerns when the change matters
+        to that Machine (the Node appeared, went away, or its Ready status flipped). Heartbeats
+        and label edits wake nothing: every Node writes its status every few seconds, and a
+        Machine's pass is not free (a cloud call, a status patch)."""
         provider_id = str((node.get("spec") or {}).get("providerID") or "")
         if not provider_id:
             return None
+        before = self.nodes.get(provider_id)
         if kind == "DELETED":
             self.nodes.pop(provider_id, None)
+            matters = True
         else:
             self.nodes[provider_id] = dict(node)
-        return self.machines.get(provider_id)
+            matters = before is None or _ready(before) != _ready(node)
+        return self.machines.get(provider_id) if matters else None
 
     def machine_event(self, kind: str, machine: Mapping[str, Any]) -> None:
+        meta = machine.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        pool = str((meta.get("labels") or {}).get(api.LABEL_NODE_POOL) or "")
+        if kind == "DELETED":
+            self.pools.pop(name, None)
+        elif pool:
+            self.pools[name] = pool
         provider_id = str((machine.get("status") or {}).get("providerID") or "")
         if not provider_id:
             return
         if kind == "DELETED":
             self.machines.pop(provider_id, None)
         else:
-            self.machines[provider_id] = str((machine.get("metadata") or {}).get("name", ""))
+            self.machines[provider_id] = name
+
+    def node_ready(self, provider_id: str) -> bool | None:
+        """Whether the Node with this providerID is Ready; None when no such Node was seen."""
+        node = self.nodes.get(provider_id) if provider_id else None
+        return None if node is None else _ready(node) == "True"
 
 
 @dataclass
@@ -57,6 +84,9 @@ class Context:
     nodes: NodeIndex
     enqueue_machine: Callable[[str], None]
     enqueue_pool: Callable[[str], None]
+    # Provider zones an instance could not be launched in with this cloud configuration (an
+    # AWS config naming subnets in only some zones): no longer spread over.
+    unusable_zones: set[str] = field(default_factory=set)
 
     @property
     def instances(self) -> Instances:

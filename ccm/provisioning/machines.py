@@ -13,6 +13,7 @@ the Machine's annotation, the instance by its name (the cloud's Name tag), the N
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -43,11 +44,13 @@ from providers import errors as cloud_errors
 from providers.model import Instance, InstanceSpec, InstanceState, Owner
 from providers.tags import owner_from_tags
 
-__all__ = ["FINALIZER", "MachineReconciler", "instance_owner_name"]
+__all__ = ["FINALIZER", "INSTANCE_TERMINATED", "MachineReconciler", "instance_owner_name"]
 
 log = logging.getLogger("pinnace.provisioner.machines")
 
 FINALIZER = f"{api.GROUP}/machine"
+# The instance of a Running Machine was terminated (or vanished) behind the operator's back.
+INSTANCE_TERMINATED = "InstanceTerminated"
 P = api.MachinePhase
 _STATUS_KEYS = ("phase", "nodeName", "conditions", "failureReason", "failureMessage")
 
@@ -178,7 +181,7 @@ class MachineReconciler:
             tags={api.LABEL_NODE_POOL: pool.name, api.LABEL_MACHINE: name},
         )
         try:
-            instance = await ctx.instances.create_instance(ctx.settings.cluster_id, request)
+            instance = await self._create_instance(request, pool)
         except cloud_errors.InvalidConfiguration as exc:
             # Retrying cannot help (no such zone, image or instance type): fail, visibly.
             message = f"cannot create the instance: {exc}"
@@ -230,6 +233,21 @@ class MachineReconciler:
         )
         return ctx.settings.machine_poll_interval
 
+    async def _create_instance(self, request: InstanceSpec, pool: PoolSpec) -> Instance:
+        ctx = self.ctx
+        try:
+            return await ctx.instances.create_instance(ctx.settings.cluster_id, request)
+        except cloud_errors.InvalidConfiguration as exc:
+            if not request.zone or request.subnet or pool.zones or pool.subnets:
+                raise
+            # The zone was the spread's pick among the provider's zones, not the pool's demand,
+            # and this cloud configuration cannot launch there: the provider's default placement.
+            log.warning("cannot launch in zone %s (%s); using the default zone", request.zone, exc)
+            ctx.unusable_zones.add(request.zone)
+            return await ctx.instances.create_instance(
+                ctx.settings.cluster_id, dataclasses.replace(request, zone="")
+            )
+
     # -- watching the node --------------------------------------------------------------------
 
     async def _find_node(self, status: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -261,10 +279,56 @@ class MachineReconciler:
                 R.NODES, str(_meta(node).get("name")), {"metadata": {"labels": wanted}}
             )
 
+    async def _instance_gone(self, status: Mapping[str, Any]) -> str:
+        """Why a Running Machine's instance is no more ("" while it lives).
+
+        Only asked once the Machine is Running: the instance has been seen live since, so a
+        NotFound is no launch-time eventual-consistency blip, and a Bootstrapping Machine's
+        join timeout covers the rest. One cloud call per pass, and a Running Machine's passes
+        are its resyncs and its Node's Ready flips."""
+        instance_id = str(status.get("instanceID") or "")
+        if status.get("phase") != P.RUNNING or not instance_id:
+            return ""
+        try:
+            instance = await self.ctx.instances.get_instance(self.ctx.settings.cluster_id, instance_id)
+        except cloud_errors.NotFound:
+            return f"instance {instance_id} no longer exists"
+        if instance.state in (InstanceState.SHUTTING_DOWN, InstanceState.TERMINATED):
+            return f"instance {instance_id} is {instance.state}"
+        return ""
+
+    async def _fail_instance_gone(self, machine: Mapping[str, Any], pool: PoolSpec, message: str) -> None:
+        name = str(_meta(machine).get("name"))
+        status = machine.get("status") or {}
+        conditions = set_condition(
+            status.get("conditions"),
+            "InstanceProvisioned",
+            False,
+            INSTANCE_TERMINATED,
+            message,
+            self.ctx.now(),
+        )
+        await self._patch_status(
+            name,
+            {
+                "phase": P.FAILED,
+                "conditions": conditions,
+                "failureReason": INSTANCE_TERMINATED,
+                "failureMessage": message,
+            },
+        )
+        self.ctx.recorder.event(machine, "Warning", INSTANCE_TERMINATED, message)
+        self.ctx.enqueue_pool(pool.name)
+
     async def _watch_node(self, machine: Mapping[str, Any], pool: PoolSpec) -> float | None:
         ctx, settings = self.ctx, self.ctx.settings
         name = str(_meta(machine).get("name"))
         status = machine.get("status") or {}
+        gone = await self._instance_gone(status)
+        if gone:
+            # Fail now rather than after notReadyTimeout: no node of this instance can come back.
+            await self._fail_instance_gone(machine, pool, gone)
+            return None
         node = await self._find_node(status)
         view = NodeView.from_object(node) if node is not None else None
         result = evaluate(
@@ -327,13 +391,19 @@ class MachineReconciler:
             return None
         status = machine.get("status") or {}
         if status.get("phase") != P.DELETING:
-            await self._patch_status(name, {"phase": P.DELETING})
+            # The finalizer's removal below carries the resourceVersion: take the new one.
+            machine = await self._patch_status(name, {"phase": P.DELETING})
+            meta = _meta(machine)
         node = await self._find_node(status)
         if node is not None:
             node_name = str(_meta(node).get("name"))
             if await cordon(ctx.client, node_name):
                 ctx.recorder.event(machine, "Normal", "Draining", f"Cordoned node {node_name}; draining it")
-            reachable = NodeView.from_object(node).ready == "True"
+            # A node whose instance is gone confirms nothing, whatever its Ready still says.
+            reachable = (
+                NodeView.from_object(node).ready == "True"
+                and status.get("failureReason") != INSTANCE_TERMINATED
+            )
             result = await drain_pass(ctx.client, ctx.evict_client, node_name, node_reachable=reachable)
             if not result.done:
                 if result.blocked:

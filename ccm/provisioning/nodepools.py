@@ -23,6 +23,7 @@ from ccm.provisioning.planning import MachineView, machine_name, plan_scale, poo
 from ccm.provisioning.poolspec import PoolSpec, pool_selector
 from ccm.provisioning.remediation import plan_remediation
 from controlplane.api import errors
+from providers.errors import CloudError
 
 __all__ = ["NodePoolReconciler", "machine_object"]
 
@@ -74,6 +75,39 @@ class NodePoolReconciler:
     def __init__(self, ctx: Context, *, rng: random.Random | None = None) -> None:
         self.ctx = ctx
         self._rng = rng
+        self._provider_zones: tuple[str, ...] | None = None
+
+    async def _zones(self, pool: PoolSpec) -> tuple[str, ...]:
+        """The zones new Machines spread over: the pool's own, else every zone the provider
+        offers (as cluster-api's failure domains and Karpenter's zone spread do), listed once.
+        A pool naming subnets but no zones is left to its subnets: a subnet sits in one zone,
+        so spreading those Machines elsewhere would only make instances that cannot launch."""
+        if pool.zones or pool.subnets:
+            return pool.zones
+        if self._provider_zones is None:
+            capability = self.ctx.settings.provider.zones
+            if capability is None:
+                self._provider_zones = ()
+            else:
+                try:
+                    listed = await capability.list_zones()
+                except CloudError as exc:
+                    log.warning("cannot list the provider's zones (trying again next time): %s", exc)
+                    return ()
+                self._provider_zones = tuple(
+                    dict.fromkeys(z.failure_domain for z in listed if z.failure_domain)
+                )
+        return tuple(z for z in self._provider_zones if z not in self.ctx.unusable_zones)
+
+    def _view(self, machine: Mapping[str, Any]) -> MachineView:
+        """A Machine counts as ready when it is Running and its Node is Ready now (the Node watch
+        is fresher than the Machine's NodeReady condition, written on its last pass)."""
+        view = MachineView.from_object(machine)
+        provider_id = str((machine.get("status") or {}).get("providerID") or "")
+        node_ready = self.ctx.nodes.node_ready(provider_id)
+        if node_ready is None:
+            return view
+        return replace(view, ready=view.phase == api.MachinePhase.RUNNING and node_ready)
 
     async def _machines(self, pool_name: str) -> list[dict[str, Any]]:
         listing = await self.ctx.client.list(
@@ -115,7 +149,7 @@ class NodePoolReconciler:
         for stray in strays:  # left by an earlier pool of the same name
             if not stray["metadata"].get("deletionTimestamp"):
                 await self._delete_machine(str(stray["metadata"]["name"]))
-        views = [MachineView.from_object(m) for m in owned]
+        views = [self._view(m) for m in owned]
 
         remediation = plan_remediation(views, pool.max_unhealthy)
         by_name = {m["metadata"]["name"]: m for m in owned}
@@ -131,7 +165,7 @@ class NodePoolReconciler:
             ctx.recorder.event(pool_obj, "Warning", "RemediationRestricted", remediation.blocked)
         views = [replace(v, deleting=True) if v.name in remediation.delete else v for v in views]
 
-        plan = plan_scale(pool.replicas, views, pool.zones)
+        plan = plan_scale(pool.replicas, views, await self._zones(pool))
         for zone in plan.create_zones:
             created = await self._create_machine(pool_obj, pool, zone)
             views.append(MachineView.from_object(created))

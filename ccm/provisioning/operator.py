@@ -70,7 +70,13 @@ def connection_info(kubeconfig: Path) -> kopf.ConnectionInfo:
 
 
 class Bridge:
-    """Watch events from kopf's thread, delivered onto the reconcilers' loop."""
+    """Watch events from kopf's thread, delivered onto the reconcilers' loop.
+
+    Every Machine event (a new object, a status write, a deletionTimestamp set, the object gone)
+    wakes that Machine and its pool at once: a deleted Machine starts draining without waiting
+    for its next resync, and the pool's counts follow its Machines' phases. Every NodePool event
+    wakes the pool. A Node event wakes the Machine (and pool) it belongs to only when it matters
+    (see `NodeIndex.node_event`)."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, machines: WorkQueue, pools: WorkQueue, nodes: NodeIndex
@@ -96,9 +102,10 @@ class Bridge:
     def _on_machine(self, kind: str, body: dict[str, Any]) -> None:
         self.nodes.machine_event(kind, body)
         meta = body.get("metadata") or {}
-        if kind != "DELETED":
-            self.machines.add(str(meta.get("name")))
-        pool = (meta.get("labels") or {}).get(api.LABEL_NODE_POOL)
+        name = str(meta.get("name") or "")
+        if name and kind != "DELETED":  # (a DELETED one has nothing left to reconcile)
+            self.machines.add(name)
+        pool = (meta.get("labels") or {}).get(api.LABEL_NODE_POOL) or (body.get("spec") or {}).get("nodePool")
         if pool:
             self.pools.add(str(pool))
 
@@ -106,6 +113,9 @@ class Bridge:
         machine = self.nodes.node_event(kind, body)
         if machine:
             self.machines.add(machine)
+            pool = self.nodes.pools.get(machine)
+            if pool:
+                self.pools.add(pool)
 
 
 def build_registry(bridge: Bridge, kubeconfig: Path) -> kopf.OperatorRegistry:

@@ -62,7 +62,8 @@ class MachineView:
         annotations = meta.get("annotations") or {}
         return cls(
             name=str(meta.get("name", "")),
-            zone=str((obj.get("spec") or {}).get("zone") or status.get("zone") or ""),
+            # Where its instance is, once launched (it may differ from the zone asked for).
+            zone=str(status.get("zone") or (obj.get("spec") or {}).get("zone") or ""),
             phase=str(status.get("phase") or api.MachinePhase.PENDING),
             created=str(meta.get("creationTimestamp") or ""),
             deleting=bool(meta.get("deletionTimestamp")),

@@ -228,7 +228,7 @@ def _build_pools(
             # On its way until its node is Ready, whatever phase the operator last wrote: a Ready
             # node is already among the existing nodes and must not count twice.
             joined = nodes_by_name.get(node_name)
-            if phase != MachinePhase.FAILED and (joined is None or not is_ready(joined)):
+            if phase != MachinePhase.FAILED and (joined is None or not _usable(joined)):
                 pool.in_flight += 1
         # Marks the operator is acting on are matched by replicas already lowered below the
         # live machines; any beyond that were left by a pass that did not finish.
@@ -243,6 +243,16 @@ def _build_pools(
         # Replicas the operator has not made a Machine for yet are nodes on the way too.
         pool.in_flight += max(0, pool.target - counted)
     return out
+
+
+STARTUP_TAINTS = frozenset({"node.cloudprovider.kubernetes.io/uninitialized"})
+
+
+def _usable(node: Obj) -> bool:
+    """Ready and past its startup taints (the CCM has yet to initialize it): until then it is
+    capacity on its way, not capacity the scheduler can use."""
+    taints = (node.get("spec") or {}).get("taints") or []
+    return is_ready(node) and not any(t.get("key") in STARTUP_TAINTS for t in taints)
 
 
 def _first_fit(pods: Sequence[PodInfo], bins: list[NodeInfo]) -> list[PodInfo]:
@@ -348,7 +358,7 @@ def _plan(
     existing = [
         NodeInfo(dict(n), *bound.get(_name(n), ()))
         for n in sorted(nodes, key=_name)
-        if is_ready(n) and not _meta(n).get("deletionTimestamp") and _name(n) not in leaving
+        if _usable(n) and not _meta(n).get("deletionTimestamp") and _name(n) not in leaving
     ]
     used_by_pending: set[str] = set()
     remaining: list[PodInfo] = []

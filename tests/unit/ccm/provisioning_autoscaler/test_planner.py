@@ -102,6 +102,19 @@ def test_pods_waiting_for_in_flight_machines_do_not_scale_up_again() -> None:
     assert only(result).replicas == 3
 
 
+def test_a_ready_node_the_ccm_has_not_initialized_is_still_on_its_way() -> None:
+    """Ready but still tainted uninitialized: not usable capacity yet, but not missing either, so
+    a pass in that window must not ask for another node (it used to grow the pool twice)."""
+    pools, machines, nodes, pods = full_pool()
+    pools[0]["spec"]["replicas"] = 2
+    uninitialized = [
+        {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}
+    ]
+    joined = machine("m-new", node="fresh")
+    fresh = node("fresh", taints=uninitialized)
+    assert run(pools, [*machines, joined], [*nodes, fresh], [*pods, pod("a", cpu="1")]).pools == ()
+
+
 def test_node_selector_and_taints_decide_which_pool_grows() -> None:
     gpu_taint = {"key": "gpu", "value": "true", "effect": "NoSchedule"}
     pools = [
