@@ -9,6 +9,7 @@ nodepool`, and anything that speaks autoscaling/v1 Scale), printer columns, shor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -331,3 +332,24 @@ async def ensure_crds(client: Client, *, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CustomResourceDefinition {name} did not become Established")
             await asyncio.sleep(0.05)
+
+
+async def wait_served(client: Client, stop: asyncio.Event, *, interval: float = 0.25) -> bool:
+    """Wait until discovery lists both kinds (True), or `stop` is set first (False).
+
+    kopf scans discovery once at start and then ignores the initial listing of its CRD watch:
+    a CRD that appears between the two is never watched (kopf 1.45.2, seen when `pinnace up`
+    creates the CRDs while the operator starts). Starting kopf only once both are served
+    closes that window."""
+    wanted = {api.NODEPOOLS, api.MACHINES}
+    path = f"/apis/{api.GROUP}/{api.VERSION}"
+    while not stop.is_set():
+        try:
+            listing = await client.request("GET", path)
+            if wanted <= {str(r.get("name")) for r in (listing or {}).get("resources") or ()}:
+                return True
+        except errors.NotFound:
+            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    return False

@@ -31,6 +31,7 @@ import yaml
 from ccm.provisioning import api
 from ccm.provisioning.autoscaler import run_autoscaler
 from ccm.provisioning.context import Context, NodeIndex
+from ccm.provisioning.crds import wait_served
 from ccm.provisioning.machines import MachineReconciler
 from ccm.provisioning.nodepools import NodePoolReconciler
 from ccm.provisioning.orphans import sweep_orphans
@@ -220,6 +221,11 @@ async def _worker(queue: WorkQueue, reconcile: Reconcile, what: str) -> None:
             queue.done(key)
 
 
+async def _kopf_once_served(client: Client, registry: kopf.OperatorRegistry, halt: asyncio.Event) -> None:
+    if await wait_served(client, halt):
+        await run_kopf(registry, halt)
+
+
 async def _sweep_loop(ctx: Context, halt: asyncio.Event) -> None:
     while not halt.is_set():
         try:
@@ -264,7 +270,7 @@ async def _lead(
             run_autoscaler(client, halt, clock=clock, interval=settings.autoscale_interval),
             name="provisioner-autoscaler",
         )
-        tg.create_task(run_kopf(registry, halt), name="provisioner-kopf")
+        tg.create_task(_kopf_once_served(client, registry, halt), name="provisioner-kopf")
         try:
             await halt.wait()
         finally:

@@ -98,6 +98,14 @@ def add_parsers(sub: Any, default_data_dir: Path) -> None:
     up.add_argument(
         "--log-file", default="", help="where logs go (default <data-dir>/pinnace.log; - for stderr)"
     )
+    up.add_argument(
+        "--simulate-bootstrap-failure",
+        action="append",
+        default=[],
+        metavar="STEP[@MACHINE-GLOB][:COUNT]",
+        help="simulated clouds only: make bootstrap step STEP fail on the first COUNT (default 1) "
+        "machines matching the glob, to see a failure reported and the machine replaced; repeatable",
+    )
     up.add_argument("--progress-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     up.add_argument("--fleet-poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     # Tests and benchmarks: how often the operator looks at Running machines again (its default 60s).
@@ -173,6 +181,25 @@ def _resolve_record(args: argparse.Namespace, data_dir: Path) -> ClusterRecord:
     )
 
 
+def _check_boot_faults(faults: list[str], *, simulated: bool) -> None:
+    from node_bootstrap.cloudinit.steps import STEPS
+    from node_bootstrap.fleet import BootFault
+
+    if faults and not simulated:
+        raise PreflightError(
+            "--simulate-bootstrap-failure needs simulated nodes (the local cloud or --aws-endpoint-url)"
+        )
+    for text in faults:
+        try:
+            fault = BootFault.parse(text)
+        except ValueError as exc:
+            raise PreflightError(str(exc)) from exc
+        if fault.step not in STEPS:
+            raise PreflightError(
+                f"--simulate-bootstrap-failure: no bootstrap step {fault.step!r}; the steps are {', '.join(STEPS)}"
+            )
+
+
 def _up(args: argparse.Namespace, data_dir: Path, hooks: ServerHooks) -> int:
     from controlplane.up.cloud import prepare_cloud_config
     from controlplane.up.compose import Upper, UpSettings
@@ -180,6 +207,9 @@ def _up(args: argparse.Namespace, data_dir: Path, hooks: ServerHooks) -> int:
     if args.nodes < 0:
         raise PreflightError("--nodes must be 0 or more")
     record = _resolve_record(args, data_dir)
+    _check_boot_faults(
+        args.simulate_bootstrap_failure, simulated=record.provider == "local" or bool(record.aws_endpoint_url)
+    )
     preflight.check_port(args.bind_address, args.port)
     cloud = asyncio.run(prepare_cloud_config(record, data_dir, args.cloud_config))
     cloud_config = cloud.config_path
@@ -218,6 +248,7 @@ def _up(args: argparse.Namespace, data_dir: Path, hooks: ServerHooks) -> int:
         keep_running_on_timeout=args.keep_running_on_timeout,
         progress_interval=args.progress_interval,
         fleet_poll_interval=args.fleet_poll_interval,
+        boot_faults=tuple(args.simulate_bootstrap_failure),
         provisioner_resync_interval=args.provisioner_resync_interval,
         advertise_url=advertise,
         live=sys.stdout.isatty(),

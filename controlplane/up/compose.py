@@ -62,6 +62,8 @@ class UpSettings:
     keep_running_on_timeout: bool = False
     progress_interval: float = 1.0
     fleet_poll_interval: float = 1.0
+    # `--simulate-bootstrap-failure` values (STEP[@GLOB][:COUNT]) for the simulated fleet.
+    boot_faults: tuple[str, ...] = ()
     provisioner_resync_interval: float | None = None
     # The URL nodes reach the API server at (default: the server's own URL).
     advertise_url: str = ""
@@ -134,12 +136,14 @@ class Upper:
 
     async def _fleet(self, stop: asyncio.Event) -> None:
         from ccm.provisioning.instance_source import ProviderInstanceSource
-        from node_bootstrap.fleet import Fleet
+        from node_bootstrap.fleet import BootFault, BootFaults, Fleet
 
         provider, cluster_id = self._provider()
+        faults = BootFaults([BootFault.parse(text) for text in self.settings.boot_faults])
         fleet = Fleet(
             ProviderInstanceSource(provider, cluster_id),
             data_dir=self.settings.data_dir / "nodes",
+            faults=faults,
             poll_interval=self.settings.fleet_poll_interval,
         )
         await fleet.run(stop)
@@ -148,7 +152,21 @@ class Upper:
         from ccm.provisioning.crds import ensure_crds
 
         async with Client(load_kubeconfig(kubeconfig), user_agent=USER_AGENT) as client:
-            await ensure_crds(client)
+            # Ctrl-C while the CRDs are being installed stops at once instead of waiting out
+            # their Established timeout (and ending in its traceback).
+            installing = asyncio.ensure_future(ensure_crds(client))
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait((installing, stopping), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not installing.done():
+                    installing.cancel()
+            if not installing.done() or installing.cancelled():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await installing
+                return
+            installing.result()
             await self.drive(client, kubeconfig, stop)
 
     async def drive(self, client: Client, kubeconfig: Path, stop: asyncio.Event) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.conftest import REPO, free_port
 from tests.integration.moto_server import AWS_ENV, REGION, MotoServer, session, shared_moto
@@ -224,7 +225,15 @@ def local_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_up(local_dir: Path) -> Iterator[UpProcess]:
-    up = start_up(local_dir, "--nodes", "3", port=free_port())
+    # The first machine of a pool named flaky-* fails its install-kubelet step (done-when 3).
+    up = start_up(
+        local_dir,
+        "--nodes",
+        "3",
+        "--simulate-bootstrap-failure",
+        "install-kubelet@flaky-*:1",
+        port=free_port(),
+    )
     try:
         up.wait_for(r"is up: 3 node\(s\) Ready", timeout=100)
         yield up
@@ -252,6 +261,61 @@ def test_up_brings_three_ready_nodes(local_up: UpProcess) -> None:
 def test_deployment_exposed_as_load_balancer_runs_and_gets_an_address(local_up: UpProcess) -> None:
     ingress = expose_web(local_up, "web")
     assert ingress.get("ip") or ingress.get("hostname")
+
+
+def test_a_failed_bootstrap_step_shows_in_the_machine_and_the_machine_is_replaced(
+    local_up: UpProcess, tmp_path: Path
+) -> None:
+    """Done-when 3. maxUnhealthy 0 keeps the failed Machine for inspection; raising it lets the
+    pool replace it, and the replacement (the fault was for one machine) joins."""
+    pool = {
+        "apiVersion": "infra.pinnace.dev/v1alpha1",
+        "kind": "NodePool",
+        "metadata": {"name": "flaky"},
+        "spec": {"replicas": 1, "remediation": {"maxUnhealthy": 0}},
+    }
+    manifest = tmp_path / "flaky.yaml"
+    manifest.write_text(json.dumps(pool))
+    kubectl(local_up, "apply", "-f", str(manifest))
+    selector = "infra.pinnace.dev/node-pool=flaky"
+
+    def failed() -> dict[str, Any] | None:
+        items = yaml.safe_load(kubectl(local_up, "get", "machine", "-l", selector, "-o", "yaml"))["items"]
+        return next((m for m in items if m.get("status", {}).get("phase") == "Failed"), None)
+
+    machine = eventually(failed, timeout=60)
+    status = machine["status"]
+    assert status["bootstrap"]["failedStep"] == "install-kubelet"
+    step = next(s for s in status["bootstrap"]["steps"] if s["name"] == "install-kubelet")
+    assert step["state"] == "Failed"
+    assert "step install-kubelet failed" in step["logTail"]
+    assert status["failureReason"] == "BootstrapFailed"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["InstallKubelet"]["status"] == "False"
+    assert conditions["BootstrapSucceeded"]["status"] == "False"
+    assert re.search(r"^machine flaky-\S+: Failed\b", local_up.output(), re.MULTILINE), local_up.output()[
+        -3000:
+    ]
+
+    kubectl(
+        local_up,
+        "patch",
+        "nodepool",
+        "flaky",
+        "--type=merge",
+        "-p",
+        '{"spec":{"remediation":{"maxUnhealthy":1}}}',
+    )
+
+    def replaced() -> bool:
+        items = kubectl_json(local_up, "get", "machine", "-l", selector)["items"]
+        names = {m["metadata"]["name"] for m in items}
+        running = [m for m in items if m.get("status", {}).get("phase") == "Running"]
+        return machine["metadata"]["name"] not in names and len(running) == 1
+
+    eventually(replaced, timeout=90)
+    kubectl(local_up, "delete", "nodepool", "flaky", "--wait=true", timeout=120)
+    eventually(lambda: not kubectl_json(local_up, "get", "machine", "-l", selector)["items"], timeout=60)
 
 
 def test_second_up_resumes_the_same_cluster_then_down_leaves_nothing(

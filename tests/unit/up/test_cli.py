@@ -52,3 +52,38 @@ def test_down_without_a_cluster_says_there_is_nothing(
 def test_aws_flags_without_aws_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["up", "--data-dir", str(tmp_path), "--region", "us-east-1", "--log-file", "-"]) == 1
     assert "--provider aws" in capsys.readouterr().err
+
+
+def test_a_simulated_failure_must_name_a_real_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--log-file",
+        "-",
+        "--simulate-bootstrap-failure",
+        "install-kubelt",
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no bootstrap step 'install-kubelt'" in err and "install-kubelet" in err
+
+
+def test_a_simulated_failure_needs_simulated_nodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--log-file",
+        "-",
+        "--provider",
+        "aws",
+        "--region",
+        "us-east-1",
+    ]
+    assert main([*argv, "--simulate-bootstrap-failure", "install-kubelet"]) == 1
+    assert "needs simulated nodes" in capsys.readouterr().err
