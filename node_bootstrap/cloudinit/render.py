@@ -81,7 +81,7 @@ class _Dumper(yaml.CSafeDumper):
     """Multi-line strings as literal blocks, so that the files read as they will be on disk."""
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
