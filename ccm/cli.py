@@ -11,6 +11,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from controlplane.controllers.runtime.leaderflags import add_leader_election_flags
+
 __all__ = ["add_parser", "add_server_flags", "run"]
 
 
@@ -51,17 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--node-monitor-period", type=float, default=5.0)
     parser.add_argument("--route-reconciliation-period", type=float, default=10.0)
     parser.add_argument("--sweep-period", type=float, default=300.0)
-    parser.add_argument(
-        "--leader-elect",
-        default=True,
-        action=argparse.BooleanOptionalAction,
-        help="elect a leader (default on)",
-    )
-    parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    parser.add_argument("--leader-elect-retry-period", type=float, default=2.0)
-    parser.add_argument("--leader-elect-resource-name", default="cloud-controller-manager")
-    parser.add_argument("--leader-elect-resource-namespace", default="kube-system")
+    add_leader_election_flags(parser, resource_name="cloud-controller-manager")
     return parser
 
 

@@ -52,6 +52,7 @@ def _configure_logging(fmt: str, level: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from ccm import cli as ccm_cli
+    from controlplane.controllers.runtime.leaderflags import add_leader_election_flags
 
     parser = argparse.ArgumentParser(
         prog="pinnace", description="A compact Kubernetes-compatible control plane."
@@ -151,15 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cm.add_argument("--cluster-signing-key-file", type=Path, default=None, help="the key of that CA")
     _controller_flags(cm)
-    cm.add_argument(
-        "--leader-elect",
-        default=True,
-        action=argparse.BooleanOptionalAction,
-        help="elect a leader (default on)",
-    )
-    cm.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    cm.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    cm.add_argument("--leader-elect-retry-period", type=float, default=2.0)
+    add_leader_election_flags(cm, resource_name=None)
     kc = sub.add_parser(
         "kubeconfig", help="print a kubeconfig for a new client certificate signed by the cluster CA"
     )
@@ -170,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--org", action="append", default=[], help="a group, e.g. system:nodes (repeatable)")
     user.add_argument("--validity-days", type=int, default=365)
     user.add_argument("--out", type=Path, default=None, help="write here (mode 0600) instead of stdout")
+    from ccm.provisioning import cli as provisioner_cli
     from controlplane import tokens_cli
     from controlplane.scheduler import cli as scheduler_cli
     from controlplane.up import cli as up_cli
@@ -177,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
     tokens_cli.add_parser(sub, DEFAULT_DATA_DIR / "admin.kubeconfig")
     ccm_cli.add_parser(sub)
+    provisioner_cli.add_parser(sub)
     scheduler_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     up_cli.add_parsers(sub, DEFAULT_DATA_DIR)
@@ -402,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         from ccm import cli as ccm_cli
 
         return ccm_cli.run(args)
+    if args.command == "provisioner":
+        from ccm.provisioning import cli as provisioner_cli
+
+        return provisioner_cli.run(args)
     if args.command == "scheduler":
         from controlplane.scheduler import cli as scheduler_cli
 

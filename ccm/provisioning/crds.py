@@ -353,3 +353,23 @@ async def wait_served(client: Client, stop: asyncio.Event, *, interval: float = 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
     return False
+
+
+async def ensure_crds_unless_stopped(client: Client, stop: asyncio.Event, *, timeout: float = 30.0) -> bool:
+    """ensure_crds, given up on as soon as `stop` is set (False): a Ctrl-C while the CRDs are
+    being installed stops at once instead of waiting out the Established timeout. Errors of
+    ensure_crds itself propagate."""
+    installing = asyncio.ensure_future(ensure_crds(client, timeout=timeout))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((installing, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not installing.done():
+            installing.cancel()
+    if installing.cancelled() or not installing.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await installing
+        return False
+    installing.result()
+    return True

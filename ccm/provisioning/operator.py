@@ -323,6 +323,9 @@ async def run_provisioner(
             settings.lease_name,
             settings.identity,
             namespace=settings.lease_namespace,
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
             clock=settings.clock,
         )
         await elector.run(stop, lead)

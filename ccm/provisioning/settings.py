@@ -52,6 +52,10 @@ class ProvisionerSettings:
     workers: int = 8
     lease_name: str = LEASE_NAME
     lease_namespace: str = "kube-system"
+    # Leader election timings (`--leader-elect-*` of `pinnace provisioner`; upstream's defaults).
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4()}")
     component: str = "pinnace-provisioner"
 

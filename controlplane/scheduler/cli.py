@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from controlplane.controllers.runtime.leaderflags import add_leader_election_flags
+
 __all__ = ["add_parser", "main", "run"]
 
 
@@ -19,17 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "scheduler", help="run the scheduler alone, against an API server given by --kubeconfig"
     )
     parser.add_argument("--kubeconfig", type=Path, required=True)
-    parser.add_argument(
-        "--leader-elect",
-        default=True,
-        action=argparse.BooleanOptionalAction,
-        help="elect a leader (default on)",
-    )
-    parser.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    parser.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    parser.add_argument("--leader-elect-retry-period", type=float, default=2.0)
-    parser.add_argument("--leader-elect-resource-name", default="kube-scheduler")
-    parser.add_argument("--leader-elect-resource-namespace", default="kube-system")
+    add_leader_election_flags(parser, resource_name="kube-scheduler")
     parser.add_argument(
         "--scheduler-name",
         default="default-scheduler",

@@ -149,25 +149,11 @@ class Upper:
         await fleet.run(stop)
 
     async def _drive(self, kubeconfig: Path, stop: asyncio.Event) -> None:
-        from ccm.provisioning.crds import ensure_crds
+        from ccm.provisioning.crds import ensure_crds_unless_stopped
 
         async with Client(load_kubeconfig(kubeconfig), user_agent=USER_AGENT) as client:
-            # Ctrl-C while the CRDs are being installed stops at once instead of waiting out
-            # their Established timeout (and ending in its traceback).
-            installing = asyncio.ensure_future(ensure_crds(client))
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait((installing, stopping), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-                if not installing.done():
-                    installing.cancel()
-            if not installing.done() or installing.cancelled():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await installing
-                return
-            installing.result()
-            await self.drive(client, kubeconfig, stop)
+            if await ensure_crds_unless_stopped(client, stop):
+                await self.drive(client, kubeconfig, stop)
 
     async def drive(self, client: Client, kubeconfig: Path, stop: asyncio.Event) -> None:
         """Create the default pool on a new cluster, follow it until Ready (or the timeout),
