@@ -352,6 +352,17 @@ class MachineReconciler:
         if result.failure_reason:
             update["failureReason"] = result.failure_reason
             update["failureMessage"] = result.failure_message
+        if result.phase == P.RUNNING and (status.get("bootstrap") or {}).get("completed"):
+            # Joined and done reporting (the node's last reports may come after it is Ready, and
+            # they use the token): the token has done its job. Deleted before the status that
+            # records it is written, so a crash in between cannot leave a live token behind; a
+            # node that never reports completion leaves it to expire (tokenTTL).
+            was_done = status.get("phase") == P.RUNNING and any(
+                c.get("type") == "BootstrapSucceeded" and c.get("status") == "True"
+                for c in status.get("conditions") or ()
+            )
+            if not was_done:
+                await self._delete_token(machine)
         current = {k: status.get(k) for k in _STATUS_KEYS}
         wanted = {k: update.get(k, status.get(k)) for k in _STATUS_KEYS}
         if current != wanted:
@@ -361,8 +372,6 @@ class MachineReconciler:
             ctx.enqueue_pool(pool.name)
             return None
         if result.phase == P.RUNNING:
-            if status.get("phase") != P.RUNNING:
-                await self._delete_token(machine)  # joined: the token has done its job
             ready = result.conditions and any(
                 c["type"] == "NodeReady" and c["status"] == "True" for c in result.conditions
             )
