@@ -23,6 +23,12 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from controlplane.api.node_labels import (
+    KUBELET_LABEL_NAMESPACES,
+    KUBELET_LABELS,
+    is_kubelet_label,
+    is_kubernetes_label,
+)
 from node_bootstrap.agent.bootstrap import parse_token
 from node_bootstrap.agent.config import (
     DEFAULT_CAPACITY,
@@ -61,22 +67,6 @@ __all__ = [
 # The instance metadata services a join config may name (see JoinConfig.metadata).
 METADATA_KINDS = ("aws", "gce", "openstack", "local")
 BOOTSTRAP_KUBECONFIG_NAME = "bootstrap-kubelet.conf"
-
-# pkg/kubelet/apis: what a kubelet may set on its own Node through --node-labels.
-KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
-KUBELET_LABELS = (
-    "beta.kubernetes.io/arch",
-    "beta.kubernetes.io/instance-type",
-    "beta.kubernetes.io/os",
-    "failure-domain.beta.kubernetes.io/region",
-    "failure-domain.beta.kubernetes.io/zone",
-    "kubernetes.io/arch",
-    "kubernetes.io/hostname",
-    "kubernetes.io/os",
-    "node.kubernetes.io/instance-type",
-    "topology.kubernetes.io/region",
-    "topology.kubernetes.io/zone",
-)
 
 
 class UserDataError(ValueError):
@@ -142,23 +132,13 @@ def _flag_values(args: Sequence[str], name: str) -> list[str]:
 
 def _check_kubelet_labels(labels: Mapping[str, str]) -> None:
     """As the kubelet's ValidateKubeletFlags: no self-assigned labels in Kubernetes' namespaces."""
-    unknown = []
-    for key in labels:
-        namespace = key.rpartition("/")[0]
-        is_kubernetes = any(
-            namespace == d or namespace.endswith("." + d) for d in ("kubernetes.io", "k8s.io")
-        )
-        allowed = key in KUBELET_LABELS or any(
-            namespace == d or namespace.endswith("." + d) for d in KUBELET_LABEL_NAMESPACES
-        )
-        if is_kubernetes and not allowed:
-            unknown.append(key)
+    unknown = [key for key in labels if is_kubernetes_label(key) and not is_kubelet_label(key)]
     if unknown:
         raise UserDataError(
             f"failed to validate kubelet flags: unknown 'kubernetes.io' or 'k8s.io' labels specified with "
             f"--node-labels: [{' '.join(sorted(unknown))}]\n--node-labels in the 'kubernetes.io' namespace "
             f"must begin with an allowed prefix ({', '.join(KUBELET_LABEL_NAMESPACES)}) or be in the "
-            f"specifically allowed set ({', '.join(KUBELET_LABELS)})"
+            f"specifically allowed set ({', '.join(sorted(KUBELET_LABELS))})"
         )
 
 

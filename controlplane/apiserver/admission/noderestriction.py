@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from controlplane.api import errors
+from controlplane.api.node_labels import is_kubelet_label, is_kubernetes_label, label_namespace
 from controlplane.apiserver.admission.interface import (
     REQUEST_USER,
     Attributes,
@@ -40,24 +41,6 @@ NODES_GROUP = "system:nodes"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_RESTRICTION_LABEL_NAMESPACE = "node-restriction.kubernetes.io"
 
-# k8s.io/kubelet/pkg/apis: the labels a kubelet may set on its own Node.
-_KUBELET_LABELS = frozenset(
-    {
-        "kubernetes.io/hostname",
-        "topology.kubernetes.io/zone",
-        "topology.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/zone",
-        "failure-domain.beta.kubernetes.io/region",
-        "beta.kubernetes.io/instance-type",
-        "node.kubernetes.io/instance-type",
-        "kubernetes.io/os",
-        "kubernetes.io/arch",
-        "beta.kubernetes.io/os",
-        "beta.kubernetes.io/arch",
-    }
-)
-_KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
-
 
 def node_identity(user: Mapping[str, Any] | None) -> tuple[str, bool]:
     """(node name, is a node), as upstream's NodeIdentifier: a name under system:node: and the
@@ -72,34 +55,17 @@ def node_identity(user: Mapping[str, Any] | None) -> tuple[str, bool]:
     return name[len(NODE_USER_PREFIX) :], True
 
 
-def _label_namespace(key: str) -> str:
-    prefix, sep, _ = key.partition("/")
-    return prefix if sep else ""
-
-
-def is_kubelet_label(key: str) -> bool:
-    if key in _KUBELET_LABELS:
-        return True
-    namespace = _label_namespace(key)
-    return any(namespace == ns or namespace.endswith("." + ns) for ns in _KUBELET_LABEL_NAMESPACES)
-
-
-def _is_kubernetes_label(key: str) -> bool:
-    namespace = _label_namespace(key)
-    return any(namespace == ns or namespace.endswith("." + ns) for ns in ("kubernetes.io", "k8s.io"))
-
-
 def forbidden_node_labels(new: Mapping[str, str], old: Mapping[str, str]) -> list[str]:
     """The changed label keys a node may not add, remove or change (sorted)."""
     modified = {k for k, v in new.items() if old.get(k) != v} | {k for k, v in old.items() if new.get(k) != v}
     out = set()
     for key in modified:
-        namespace = _label_namespace(key)
+        namespace = label_namespace(key)
         if namespace == NODE_RESTRICTION_LABEL_NAMESPACE or namespace.endswith(
             "." + NODE_RESTRICTION_LABEL_NAMESPACE
         ):
             out.add(key)
-        if _is_kubernetes_label(key) and not is_kubelet_label(key):
+        if is_kubernetes_label(key) and not is_kubelet_label(key):
             out.add(key)
     return sorted(out)
 

@@ -187,3 +187,13 @@ def test_labels_taints_machines_round_trip(
         assert flag == ["--node-labels=" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
     else:
         assert flag == []
+
+
+def test_the_renderers_kubelet_label_rules_match_the_api_servers() -> None:
+    """The renderer keeps its own copy (it imports nothing from controlplane); NodeRestriction
+    and the node agent use controlplane.api.node_labels. They must not drift apart."""
+    from controlplane.api import node_labels
+    from node_bootstrap.cloudinit import spec as spec_module
+
+    assert spec_module._KUBELET_LABELS == node_labels.KUBELET_LABELS
+    assert spec_module._KUBELET_LABEL_NAMESPACES == node_labels.KUBELET_LABEL_NAMESPACES
