@@ -639,9 +639,14 @@ async def test_paused_deployment_scales_proportionally_and_resumes(
             "busybox:3": 20,
         }
         assert rss["busybox:3"]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
-        fresh = await client.get(R.DEPLOYMENTS, "prop", ns)
-        cond = {c["type"]: c for c in fresh["status"]["conditions"]}
-        assert cond["Progressing"]["reason"] == "NewReplicaSetAvailable"
+
+        async def complete() -> bool:
+            # The counts can reach 20 a sync before the Progressing condition says so.
+            fresh = await client.get(R.DEPLOYMENTS, "prop", ns)
+            cond = {c["type"]: c for c in fresh["status"]["conditions"]}
+            return cond["Progressing"]["reason"] == "NewReplicaSetAvailable"
+
+        await eventually(complete)
 
 
 async def test_recreate_never_overlaps_and_history_is_limited(bare_server: ServerProcess, ns: str) -> None:
