@@ -352,16 +352,6 @@ async def test_machine_whose_node_never_joins_fails_and_is_replaced(
 FAST_NODE = {"node_lease_duration_seconds": 4, "node_status_update_frequency": 1.0}
 
 
-def _fleet_available() -> bool:
-    try:
-        import ccm.provisioning.instance_source  # noqa: F401
-        import node_bootstrap.fleet  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _fleet_available(), reason="the simulated fleet is not there")
 async def test_fleet_nodes_join_and_machines_run(
     prov_server: ServerProcess, admin: Client, cloud: tuple[CloudProvider, str], tmp_path: Path
 ) -> None:
@@ -481,7 +471,6 @@ async def _truthy(value: Awaitable[Any]) -> bool:
     return bool(await value)
 
 
-@pytest.mark.skipif(not _fleet_available(), reason="the simulated fleet is not there")
 async def test_autoscaling_grows_the_pool_for_pending_pods_and_shrinks_it_when_empty(
     prov_server: ServerProcess, admin: Client, cloud: tuple[CloudProvider, str], tmp_path: Path
 ) -> None:

@@ -17,21 +17,9 @@ from controlplane.client import ResourcePath
 from providers.errors import NotFound as CloudNotFound
 from providers.model import Instance, InstanceSpec, InstanceState, NodeAddress
 from providers.tags import owner_tags
+from tests.unit.ccm.fakes import merge
 
 Obj = dict[str, Any]
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
 
 
 def _matches(obj: Obj, params: Any) -> bool:
