@@ -5,11 +5,10 @@ through the same webhook client admission uses."""
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from controlplane.api import errors
+from controlplane.api import errors, uids
 from controlplane.apiserver.webhooks import client
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ async def _call(
             f"supported by webhook, supported versions are [v1], webhook accepted versions are "
             f"[{' '.join(versions)}]"
         )
-    uid = str(uuid.uuid4())
+    uid = uids.uuid4()
     review = {
         "kind": "ConversionReview",
         "apiVersion": REVIEW_API_VERSION,

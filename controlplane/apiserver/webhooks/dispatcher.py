@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from controlplane.api import errors
+from controlplane.api import errors, uids
 from controlplane.api.patch import json_patch
 from controlplane.api.resources import ResourceInfo
 from controlplane.apiserver.admission.interface import REQUEST_USER, Attributes, ValidationScope
@@ -215,7 +214,7 @@ class _Dispatcher:
         hook = invocation.hook
         if attrs.dry_run and not hook.supports_dry_run:
             raise dry_run_unsupported(hook.name)
-        uid = str(uuid.uuid4())
+        uid = uids.uuid4()
         body = review.admission_review(
             uid=uid,
             info=invocation.info,
