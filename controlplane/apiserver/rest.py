@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from controlplane.api import (
     schemas,
     selectors,
     strategy,
+    uids,
     unknown_fields,
     validation,
 )
@@ -581,7 +581,7 @@ async def create_object(
     strategy.prepare_for_create(info, obj)
     defaults.apply_defaults(info, obj)
     _kind_defaults(info, obj, None)
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = uids.uuid4()
     meta["creationTimestamp"] = ctx.now()
     meta.pop("resourceVersion", None)
     meta.pop("deletionTimestamp", None)
@@ -652,7 +652,7 @@ async def update(
         copied: dict[str, Any] = json_copy(body)
         return copied
 
-    result, status = await write_update(ctx, info, ri, mutate, opts, warnings=warnings)
+    result, status = await write_update(ctx, info, ri, mutate, opts, warnings=warnings, replaces=True)
     return respond_object(ctx, info, result, request, status=status, warnings=warnings)
 
 
@@ -725,14 +725,20 @@ async def write_update(
     operation: str = "Update",
     managed: Any = None,
     admission_view: admission.SubresourceView | None = None,
+    replaces: bool = False,
 ) -> tuple[dict[str, Any], int]:
     """Read, mutate, check, write; retry on a concurrent write (the mutate function raises
     Conflict itself when the client asked for a specific resourceVersion). `admission_view`:
-    admission sees the subresource's own kind (scale) instead of the stored object."""
+    admission sees the subresource's own kind (scale) instead of the stored object. `replaces`:
+    `mutate` only reads the stored object and returns a new one (a PUT), so it needs no copy."""
     for _ in range(MAX_UPDATE_RETRIES):
-        # `mutate` gets a copy of its own: it may change it in place and keep parts of it.
-        current, private = await ctx.store.get_twice(info, ri.namespace, ri.name)
-        candidate = mutate(private)
+        if replaces:
+            current = await ctx.store.get(info, ri.namespace, ri.name)
+            candidate = mutate(current)
+        else:
+            # `mutate` gets a copy of its own: it may change it in place and keep parts of it.
+            current, private = await ctx.store.get_twice(info, ri.namespace, ri.name)
+            candidate = mutate(private)
         result = await _finish_update(
             ctx,
             info,

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from aiohttp import web
@@ -155,7 +154,7 @@ async def _scale(
         wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"].get("resourceVersion"):
             raise errors.Conflict.modified(info.plural, info.group, ri.name)
-        updated = copy.deepcopy(current)
+        updated = current  # write_update's private copy
         _set_path(updated, spec_path, _scale_replicas(new_scale, ri.name))
         return updated
 
@@ -244,7 +243,7 @@ async def _binding(
                 name=ri.name,
                 kind="pods",
             )
-        updated = copy.deepcopy(current)
+        updated = current  # a private decode of the stored object (`_write_raw`)
         updated.setdefault("spec", {})["nodeName"] = node
         conditions = updated.setdefault("status", {}).setdefault("conditions", [])
         conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
@@ -284,15 +283,15 @@ def _own_kind(subresource: str, api_version: str, kind: str) -> admission.Subres
 async def _write_raw(
     ctx: ServerContext, info: ResourceInfo, ri: RequestInfo, mutate: Any, opts: rest.WriteOptions
 ) -> dict[str, Any]:
+    """`mutate` gets an object of its own, decoded for this attempt: it may change it in place."""
     for _ in range(rest.MAX_UPDATE_RETRIES):
         current = await ctx.store.get(info, ri.namespace, ri.name)
+        expected = int(current["metadata"]["resourceVersion"])
         updated: dict[str, Any] = mutate(current)
         if opts.dry_run:
             return updated
         try:
-            return await ctx.store.update(
-                info, updated, expected_revision=int(current["metadata"]["resourceVersion"])
-            )
+            return await ctx.store.update(info, updated, expected_revision=expected)
         except errors.Conflict:
             continue
     raise errors.Conflict.modified(info.plural, info.group, ri.name)
@@ -493,7 +492,7 @@ async def _finalize(
     opts = rest.write_options(request)
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
-        updated = copy.deepcopy(current)
+        updated = current  # a private decode of the stored object (`_write_raw`)
         updated.setdefault("spec", {})["finalizers"] = finalizers
         if not finalizers:
             updated["spec"].pop("finalizers")
