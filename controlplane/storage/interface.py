@@ -9,7 +9,7 @@ revision raises `Compacted`. Every backend passes the same contract suite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -88,6 +88,11 @@ class Storage(Protocol):
     ) -> ListResult:
         """Live keys under `prefix` in key order, as of `revision` (latest when None).
         `limit` > 0 pages; `start_after` resumes after a key (exclusive)."""
+
+    def peek_list(self, prefix: str) -> Sequence[KeyValue] | None:
+        """The latest list of `prefix` when the storage holds it in memory, else None; never does
+        IO. The same object is returned until something under the prefix changes, so a caller can
+        tell "unchanged" by identity. Read-only: callers must not modify it."""
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         """Raises `KeyExists` when the key is live."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controlplane.storage.compaction import Clock, Compactor, RetentionPolicy
@@ -138,6 +139,10 @@ class MemoryStorage:
         event = row.event()
         self._hub.publish([event])
         return event
+
+    def peek_list(self, prefix: str) -> Sequence[KeyValue] | None:
+        # Lists are built on demand here: no list object outlives a call, so none can be peeked.
+        return None
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         with timed("create"):

@@ -35,7 +35,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -670,6 +670,10 @@ class SqliteStorage:
             if revision is None and not limit and not start_after and prefix.endswith("/"):
                 return await self._latest_small_list(readers, prefix)
             return await readers.run(lambda conn: _read_list(conn, prefix, revision, limit, start_after))
+
+    def peek_list(self, prefix: str) -> Sequence[KeyValue] | None:
+        # The small-list cache's own list: replaced, never changed in place, when the prefix moves.
+        return self._small_lists.get(prefix)
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         with timed("create"):

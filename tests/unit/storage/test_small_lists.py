@@ -81,3 +81,19 @@ async def test_lists_racing_writes_report_what_the_log_held_at_their_revision(tm
         for revision, items in seen:
             at = await store.list(P, revision=revision)
             assert items == [(kv.key, kv.value, kv.mod_revision) for kv in at.items], revision
+
+
+async def test_peek_list_is_the_same_object_until_the_prefix_changes(tmp_path: Path) -> None:
+    async with SqliteStorage(_db(tmp_path), compaction_interval=0) as store:
+        assert store.peek_list(P) is None  # nothing listed yet: nothing held
+        await store.create(P + "a", b"a")
+        listed = await store.list(P)
+        held = store.peek_list(P)
+        assert held is not None and [kv.key for kv in held] == [kv.key for kv in listed.items]
+        await store.create(OTHER + "x", b"x")  # beside the prefix
+        assert store.peek_list(P) is held
+        await store.update(P + "a", b"b", expected_revision=listed.items[0].mod_revision)
+        assert store.peek_list(P) is None  # the change dropped it; the next list holds a new one
+        await store.list(P)
+        again = store.peek_list(P)
+        assert again is not None and again is not held and again[0].value == b"b"
