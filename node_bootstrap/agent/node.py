@@ -471,12 +471,18 @@ class SimNode:
     async def lease_loop(self) -> None:
         await self.registered.wait()
         interval = self.config.lease_renew_interval
+        # Real kubelets start at unrelated times, so their renewals are spread over the interval;
+        # nodes simulated together would otherwise renew in step and hit the server in bursts.
+        # The first wait is a random part of the interval, never longer.
+        phase: float | None = random.random() * interval
         while True:
             delay = interval
             try:
                 async with asyncio.timeout(self.heartbeat_timeout):
                     await self.renew_lease()
                 self.heartbeating.set()
+                if phase is not None:
+                    delay, phase = phase, None
             except Exception as exc:
                 log.warning("renewing lease of node %s failed: %s", self.name, exc)
                 delay = min(1.0, interval)

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
+
 from node_bootstrap.agent.clock import FakeClock, parse_time
 from node_bootstrap.agent.config import AgentConfig
 from node_bootstrap.agent.node import NodeIdentity, SimNode, identities, initial_node, node_conditions
@@ -229,3 +231,29 @@ async def test_pod_ips_fall_back_after_the_wait() -> None:
     second = asyncio.create_task(node.pod_ips("uid-2"))
     await settle()
     assert second.result()[0] == ["100.64.1.3"]
+
+
+async def test_the_first_renewal_after_the_lease_comes_at_a_random_part_of_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nodes simulated together must not renew in step (a burst of PUTs every 10 s): the first
+    wait is a random fraction of the interval, the later ones the interval itself."""
+    monkeypatch.setattr("node_bootstrap.agent.node.random.random", lambda: 0.25)
+    api, clock = FakeApi(), FakeClock()
+    node = make_node(api, clock)
+    await node.register()
+    task = asyncio.create_task(node.lease_loop())
+    try:
+        await settle()
+        assert api.obj("leases", "n1", "kube-node-lease") is not None  # the lease exists at once
+        assert len(api.calls_of("put", "leases")) == 0
+        await tick(clock, 2, step=1)
+        assert len(api.calls_of("put", "leases")) == 0
+        await tick(clock, 1, step=1)  # 2.5 s in
+        assert len(api.calls_of("put", "leases")) == 1
+        await tick(clock, 9, step=1)
+        assert len(api.calls_of("put", "leases")) == 1
+        await tick(clock, 1, step=1)  # 12.5 s in
+        assert len(api.calls_of("put", "leases")) == 2
+    finally:
+        task.cancel()
