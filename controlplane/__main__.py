@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--storage", default="", help="storage URL (default sqlite:///<data-dir>/state.db)")
     server.add_argument("--sqlite-synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    server.add_argument(
+        "--tls-backend",
+        choices=("openssl", "stdlib"),
+        default="openssl",
+        help="TLS listener: openssl verifies client certificates after the handshake (a foreign one "
+        "gets 401, as upstream); stdlib (Python's ssl) refuses it in the handshake",
+    )
     server.add_argument("--token-auth-file", type=Path, default=None)
     server.add_argument(
         "--service-account-issuer",
@@ -328,6 +335,7 @@ def _server_config(args: argparse.Namespace) -> Any:
         tls_sans=list(args.tls_san),
         storage_url=args.storage,
         synchronous=args.sqlite_synchronous,
+        tls_backend=args.tls_backend,
         token_file=args.token_auth_file,
         service_account_issuers=list(args.service_account_issuer) or [DEFAULT_SERVICE_ACCOUNT_ISSUER],
         service_account_signing_key_file=args.service_account_signing_key_file,

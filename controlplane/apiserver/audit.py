@@ -28,7 +28,6 @@ import queue
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,8 +37,8 @@ from typing import IO, Any, Protocol
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
-from controlplane.api import errors
-from controlplane.apiserver import codec, metrics
+from controlplane.api import errors, uids
+from controlplane.apiserver import codec, metrics, tls
 from controlplane.apiserver.audit_policy import (
     LEVEL_METADATA,
     LEVEL_NONE,
@@ -401,7 +400,11 @@ def _auth_methods(request: web.Request) -> str:
         methods.append("bearer")
     if request.query.get("access_token", "").strip():
         methods.append("access_token")
-    if request.transport is not None and request.transport.get_extra_info("peercert"):
+    # Presented, verified or not (upstream looks at req.TLS.PeerCertificates).
+    transport = request.transport
+    if tls.client_certificate(transport) is not None or (
+        transport is not None and transport.get_extra_info("peercert")
+    ):
         methods.append("x509")
     if methods:
         return f"Authentication failed, attempted: {', '.join(methods)}"
@@ -420,7 +423,7 @@ def failed_authentication(
     @web.middleware
     async def failed(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Upstream's WithAuditInit: every response carries an Audit-ID, refused ones too.
-        request[_AUDIT_ID] = request.headers.get(AUDIT_ID_HEADER) or str(uuid.uuid4())
+        request[_AUDIT_ID] = request.headers.get(AUDIT_ID_HEADER) or uids.uuid4()
         if auditor is None:
             return await handler(request)
         try:
@@ -473,7 +476,7 @@ def middleware(
     @web.middleware
     async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if _AUDIT_ID not in request:
-            request[_AUDIT_ID] = request.headers.get(AUDIT_ID_HEADER) or str(uuid.uuid4())
+            request[_AUDIT_ID] = request.headers.get(AUDIT_ID_HEADER) or uids.uuid4()
         if auditor is None:
             return await handler(request)
         user = request.get(user_key)

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from cryptography.x509.oid import NameOID
 
 from controlplane.api import errors
-from controlplane.apiserver import metrics
+from controlplane.apiserver import metrics, tls
 
 __all__ = [
     "ALL_AUTHENTICATED",
@@ -52,6 +53,7 @@ __all__ = [
     "bearer_token",
     "require_user",
     "unauthorized",
+    "user_from_certificate",
     "user_from_peercert",
 ]
 
@@ -121,12 +123,30 @@ class TokenAuthenticator(Protocol):
 # --- client certificates -----------------------------------------------------------------------
 
 
-def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
-    """CN is the user, each O a group (upstream's CommonNameUserConversion).
+def _user(common_name: str, organizations: list[str]) -> UserInfo | None:
+    # A certificate without a CN identifies no one, as upstream.
+    return _authenticated(common_name, "", organizations) if common_name else None
 
-    `peercert` is `SSLSocket.getpeercert()`'s dict, which Python fills only for a certificate that
-    passed verification; a certificate without a CN identifies no one, as upstream.
-    """
+
+def user_from_certificate(verified: tls.VerifiedChain) -> UserInfo | None:
+    """CN is the user, each O a group (upstream's CommonNameUserConversion), of a chain that
+    verified: only `tls.ClientCAVerifier` makes a `VerifiedChain`, so this is the one way from a
+    certificate to a user. As Go's pkix.Name, the last CN counts and non-string values are skipped."""
+    common_name = ""
+    organizations: list[str] = []
+    for attribute in verified.leaf.subject:
+        if not isinstance(attribute.value, str):
+            continue
+        if attribute.oid == NameOID.COMMON_NAME:
+            common_name = attribute.value
+        elif attribute.oid == NameOID.ORGANIZATION_NAME:
+            organizations.append(attribute.value)
+    return _user(common_name, organizations)
+
+
+def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
+    """The same conversion over `SSLSocket.getpeercert()`'s dict, which Python fills only for a
+    certificate that passed verification in the handshake (the stdlib listener)."""
     if not peercert:
         return None
     common_name = ""
@@ -137,19 +157,30 @@ def user_from_peercert(peercert: Mapping[str, Any] | None) -> UserInfo | None:
                 common_name = value
             elif key == "organizationName":
                 organizations.append(value)
-    if not common_name:
-        return None
-    return _authenticated(common_name, "", organizations)
+    return _user(common_name, organizations)
 
 
 class ClientCertAuthenticator:
-    """Identity from the TLS client certificate, verified against the cluster CA at handshake."""
+    """Identity from the TLS client certificate (upstream's x509 authenticator).
+
+    On the pyOpenSSL listener the handshake accepts any certificate; it is verified here (once per
+    connection, validity re-checked per request), and one that does not chain to the cluster CA
+    is an error: a 401, unless another credential on the request authenticates (the union goes
+    on), and never anonymous. On the stdlib listener the handshake already refused it.
+    """
 
     async def authenticate(self, request: web.Request) -> UserInfo | None:
         transport = request.transport
         if transport is None:
             return None
-        return user_from_peercert(transport.get_extra_info("peercert"))
+        presented = tls.client_certificate(transport)
+        if presented is None:
+            return user_from_peercert(transport.get_extra_info("peercert"))
+        try:
+            verified = presented.verified()
+        except tls.CertificateRejected as exc:
+            raise errors.Unauthorized(message=str(exc)) from None
+        return user_from_certificate(verified)
 
 
 # --- bearer tokens -----------------------------------------------------------------------------

@@ -549,7 +549,12 @@ def sign_csr(
 
 def server_ssl_context(pki: PKI) -> ssl.SSLContext:
     """TLS 1.2+ with the serving certificate; client certificates are optional but, when
-    presented, must chain to the cluster CA (a bad one fails the handshake)."""
+    presented, must chain to the cluster CA (a bad one fails the handshake).
+
+    This is the stdlib listener (`--tls-backend stdlib`). The default listener,
+    `controlplane.apiserver.tls`, takes the same files but verifies client certificates after the
+    handshake, so a certificate from another CA gets upstream's 401 instead of a TLS alert.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile=pki.serving_cert, keyfile=pki.serving_key)

@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from aiohttp import web
@@ -32,6 +32,7 @@ from controlplane.apiserver import (
     openapi_v2,
     pki,
     rest,
+    tls,
 )
 from controlplane.apiserver import app as app_module
 from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
@@ -63,6 +64,7 @@ class ServerConfig:
     tls_sans: list[str] = field(default_factory=list)
     storage_url: str = ""
     synchronous: str = "FULL"
+    tls_backend: Literal["openssl", "stdlib"] = "openssl"
     token_file: Path | None = None
     # ServiceAccount tokens: the first issuer signs, all are accepted; the signing key defaults to
     # <data-dir>/pki/sa.key (created on first start), verification keys to its public half, API
@@ -270,12 +272,8 @@ async def start(config: ServerConfig) -> RunningServer:
         application, shutdown_timeout=config.shutdown_timeout, access_log=None, handle_signals=False
     )
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        config.bind_address,
-        config.port,
-        ssl_context=pki.server_ssl_context(credentials),
-        backlog=1024,
+    site = tls.serving_site(
+        runner, config.bind_address, config.port, credentials, backlog=1024, backend=config.tls_backend
     )
     await site.start()
     port = config.port

@@ -1,7 +1,8 @@
 """Authentication against a real `pinnace server`, with the official Python client and kubectl:
 ServiceAccount tokens (TokenRequest, revocation, expiry, forged signatures), bootstrap tokens until
 they expire and are cleaned up, legacy token Secrets, `kubectl create token`, `kubectl auth whoami`,
-and the 401 every refused credential gets."""
+the 401 every refused credential gets, and client certificates from another CA (401 after the
+handshake, as upstream)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import jwt
 import kubernetes
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -194,9 +196,9 @@ def test_expired_and_forged_tokens(server: ServerProcess, admin: ApiClient, ns: 
     assert_refused_everywhere(server, "nonsense")
 
 
-def test_client_certificate_from_another_ca(server: ServerProcess, tmp_path: Path) -> None:
-    """A certificate the cluster CA did not sign never reaches the API: Python's TLS stack refuses
-    it at the handshake (upstream answers 401 after the handshake; either way, no access)."""
+def _foreign_credential(tmp_path: Path, name: str) -> tuple[Path, Path, int]:
+    """kubernetes-admin in system:masters, signed by a CA the cluster never heard of; the chain
+    file carries that CA too, which must not help. Returns the files and the leaf's serial."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evil-ca")])
@@ -212,6 +214,7 @@ def test_client_certificate_from_another_ca(server: ServerProcess, tmp_path: Pat
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
+    serial = x509.random_serial_number()
     cert = (
         x509.CertificateBuilder()
         .subject_name(
@@ -224,12 +227,12 @@ def test_client_certificate_from_another_ca(server: ServerProcess, tmp_path: Pat
         )
         .issuer_name(ca_name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial)
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(ca_key, hashes.SHA256())
     )
-    cert_path, key_path = tmp_path / "evil.crt", tmp_path / "evil.key"
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     cert_path.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
     )
@@ -238,14 +241,108 @@ def test_client_certificate_from_another_ca(server: ServerProcess, tmp_path: Pat
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
+    return cert_path, key_path, serial
+
+
+def _cert_client(server: ServerProcess, cert: Path, key: Path, token: str | None = None) -> ApiClient:
+    config = kubernetes.client.Configuration()
+    config.host = server.url
+    config.ssl_ca_cert = str(server.ca)
+    config.cert_file, config.key_file = str(cert), str(key)
+    if token is not None:
+        config.api_key = {"authorization": f"Bearer {token}"}
+    return ApiClient(config)
+
+
+def test_client_certificate_from_another_ca(server: ServerProcess, tmp_path: Path) -> None:
+    """As upstream: the handshake completes (the server requests a certificate without verifying
+    it), the x509 authenticator refuses it, and with no other credential that is a 401 on every
+    endpoint, even those anonymous may reach: bad credentials are never anonymous."""
+    cert, key, serial = _foreign_credential(tmp_path, "evil")
     ctx = ssl.create_default_context(cafile=str(server.ca))
-    ctx.load_cert_chain(str(cert_path), str(key_path))
-    for path in ("/api/v1/namespaces", "/version"):
-        with (
-            pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)),
-            urllib.request.urlopen(server.url + path, context=ctx, timeout=10) as resp,
-        ):
-            resp.read()
+    ctx.load_cert_chain(str(cert), str(key))
+    for path in ("/api/v1/namespaces", "/api", "/version", "/healthz", "/readyz"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(server.url + path, context=ctx, timeout=10)
+        assert (info.value.code, json.loads(info.value.read())) == (401, UNAUTHORIZED), path
+
+    response = requests.get(
+        server.url + "/api", cert=(str(cert), str(key)), verify=str(server.ca), timeout=10
+    )
+    assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+
+    with _cert_client(server, cert, key) as client, pytest.raises(ApiException) as api_info:
+        CoreV1Api(client).list_namespace()
+    assert api_info.value.status == 401
+    assert json.loads(api_info.value.body) == UNAUTHORIZED
+    # The reason is in the server log only, naming the certificate.
+    assert f"[serial={serial:x}]" in server.log()
+
+
+def test_client_certificate_from_another_ca_with_a_valid_token(
+    server: ServerProcess, admin: ApiClient, ns: str, tmp_path: Path
+) -> None:
+    """Upstream's union goes on after the x509 error: a valid bearer token on the same request
+    authenticates it (as the token's user, not the certificate's)."""
+    CoreV1Api(admin).create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})
+    token = request_token(admin, ns, "robot")
+    cert, key, _ = _foreign_credential(tmp_path, "evil")
+    with _cert_client(server, cert, key, token) as client:
+        review = AuthenticationV1Api(client).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+    assert review.status.user_info.username == f"system:serviceaccount:{ns}:robot"
+    assert "system:masters" not in review.status.user_info.groups
+    with _cert_client(server, cert, key, "not-a-valid-token") as client, pytest.raises(ApiException) as info:
+        CoreV1Api(client).list_namespace()
+    assert info.value.status == 401
+
+
+def test_kubectl_with_a_certificate_from_another_ca(server: ServerProcess, tmp_path: Path) -> None:
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.skip("kubectl is not installed")
+    cert, key, serial = _foreign_credential(tmp_path, "evil-kubectl")
+    config = tmp_path / "evil.kubeconfig"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": server.url, "certificate-authority": str(server.ca)}}
+                ],
+                "users": [{"name": "u", "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    env = {"HOME": str(tmp_path), "KUBECACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+
+    def last_error_line(*args: str) -> str:
+        result = subprocess.run(
+            [binary, "--kubeconfig", str(config), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, result.stdout
+        return result.stderr.strip().splitlines()[-1]
+
+    # kubectl words the same 401 Status two ways: a direct request quotes its message, discovery
+    # (which `get ns` goes through first) its generic text for the code; upstream gets the same.
+    assert last_error_line("get", "--raw", "/api/v1/namespaces") == (
+        "error: You must be logged in to the server (Unauthorized)"
+    )
+    assert last_error_line("auth", "whoami") == "error: You must be logged in to the server (Unauthorized)"
+    assert last_error_line("get", "ns") == (
+        "error: You must be logged in to the server (the server has asked for the client to provide credentials)"
+    )
+    # client-go sends its certificate whatever CAs the server names, so the 401 came from verifying it.
+    assert f"[serial={serial:x}]" in server.log()
 
 
 def _bootstrap_secret(token_id: str, expiration: str) -> dict[str, Any]:
