@@ -106,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
         "--api-audiences", default="", help="comma-separated audiences of the API (default: the issuer)"
     )
     server.add_argument(
+        "--service-account-max-token-expiration",
+        default="0s",
+        help="longest lifetime a TokenRequest gets (Go duration, 1h to 2^32 s; 0: no cap); "
+        "longer requests are issued with this lifetime",
+    )
+    server.add_argument(
+        "--service-account-extend-token-expiration",
+        choices=("true", "false"),
+        default="true",
+        help="issue the kubelet's projected tokens (3607 s) for a year with a warnafter claim, as upstream",
+    )
+    server.add_argument(
         "--compaction-interval", type=float, default=60.0, help="seconds between compactions (0: off)"
     )
     server.add_argument(
@@ -247,6 +259,21 @@ def _signing_seconds(args: argparse.Namespace) -> float:
     return parse_duration(getattr(args, "cluster_signing_duration", "8760h")).total_seconds()
 
 
+def _max_token_expiration(text: str) -> int:
+    """--service-account-max-token-expiration in whole seconds, checked as kube-apiserver does."""
+    from controlplane.tokens_cli import TokenError, parse_duration
+
+    try:
+        seconds = int(parse_duration(text).total_seconds())
+    except TokenError as exc:
+        raise SystemExit(f"invalid --service-account-max-token-expiration: {exc}") from None
+    if seconds != 0 and not 3600 <= seconds <= 1 << 32:
+        raise SystemExit(
+            "service-account-max-token-expiration is out of range, must be between 1 hour and 2^32 seconds"
+        )
+    return seconds
+
+
 def _stop_on_signals() -> asyncio.Event:
     import signal
 
@@ -341,6 +368,8 @@ def _server_config(args: argparse.Namespace) -> Any:
         service_account_signing_key_file=args.service_account_signing_key_file,
         service_account_key_files=list(args.service_account_key_file),
         api_audiences=[a for a in args.api_audiences.split(",") if a],
+        service_account_max_token_expiration=_max_token_expiration(args.service_account_max_token_expiration),
+        service_account_extend_token_expiration=args.service_account_extend_token_expiration == "true",
         compaction_interval=args.compaction_interval,
         retain_revisions=args.retain_revisions,
         retain_seconds=args.retain_seconds,

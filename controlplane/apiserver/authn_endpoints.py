@@ -115,6 +115,7 @@ async def build(
     key_files: Sequence[Path] = (),
     api_audiences: Sequence[str] = (),
     max_token_expiration: int = 0,
+    extend_token_expiration: bool = True,
     lookup_ttl: float = 1.0,
 ) -> Authentication:
     """Client certificates, then bearer tokens: the token file, ServiceAccount tokens (bound and
@@ -147,7 +148,10 @@ async def build(
     bearer = BearerTokenAuthenticator(token_authenticators, audiences)
     endpoints = AuthnEndpoints(
         issuer=TokenIssuer(
-            TokenGenerator(issuers[0], signing_key), audiences, max_expiration_seconds=max_token_expiration
+            TokenGenerator(issuers[0], signing_key),
+            audiences,
+            max_expiration_seconds=max_token_expiration,
+            extend_expiration=extend_token_expiration,
         ),
         token_authenticator=bearer,
         api_audiences=audiences,

@@ -74,6 +74,7 @@ class ServerConfig:
     service_account_key_files: list[Path] = field(default_factory=list)
     api_audiences: list[str] = field(default_factory=list)
     service_account_max_token_expiration: int = 0
+    service_account_extend_token_expiration: bool = True
     bookmark_interval: float = 60.0
     compaction_interval: float = 60.0
     retain_revisions: int = 1000
@@ -248,6 +249,7 @@ async def start(config: ServerConfig) -> RunningServer:
         key_files=config.service_account_key_files,
         api_audiences=config.api_audiences,
         max_token_expiration=config.service_account_max_token_expiration,
+        extend_token_expiration=config.service_account_extend_token_expiration,
     )
     node_graph = NodeGraph(ctx.storage)
     await node_graph.sync()

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 
+from controlplane.__main__ import _max_token_expiration
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import app as app_module
 from controlplane.apiserver import authn_endpoints
@@ -26,6 +27,7 @@ from controlplane.apiserver.server import _bootstrap
 from controlplane.apiserver.service_allocation import ServiceAllocation
 from controlplane.apiserver.serviceaccount_tokens import DEFAULT_ISSUER, ObjectCache
 from controlplane.apiserver.store import ObjectStore
+from controlplane.apiserver.token_request import TokenIssuer
 from controlplane.storage import open_storage
 
 from .helpers import rsa_key
@@ -51,11 +53,14 @@ class AllowAll:
 
 
 class Env:
-    def __init__(self, client: Client, ctx: ServerContext, objects: ObjectCache, static: str) -> None:
+    def __init__(
+        self, client: Client, ctx: ServerContext, objects: ObjectCache, static: str, issuer: TokenIssuer
+    ) -> None:
         self.client = client
         self.ctx = ctx
         self.objects = objects
         self.static = static  # a token-file token: the "admin" of these tests
+        self.issuer = issuer
 
     async def call(
         self, method: str, path: str, token: str | None = None, body: Any = None
@@ -106,7 +111,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     app.middlewares.append(authn_endpoints.middleware(authentication.endpoints))
     client: Client = TestClient(TestServer(app))
     await client.start_server()
-    e = Env(client, ctx, authentication.objects, "admin-token")
+    e = Env(client, ctx, authentication.objects, "admin-token", authentication.endpoints.issuer)
     await e.create("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "bob"}})
     try:
         yield e
@@ -154,6 +159,30 @@ async def test_token_request_issues_a_working_token(env: Env) -> None:
     for path in ("/api/v1/namespaces", "/apis", "/version", "/api/v1/namespaces/default/pods/x"):
         status, body = await env.call("GET", path, token)
         assert (status, body) == (401, UNAUTHORIZED), path
+
+
+async def test_max_token_expiration_caps_what_is_issued(env: Env) -> None:
+    """--service-account-max-token-expiration: a longer request is issued with the cap, as
+    upstream; the kubelet's 3607 s projected tokens are still extended to a year unless
+    --service-account-extend-token-expiration=false (checked in test_pod_bound_tokens)."""
+    env.issuer.max_expiration_seconds = 7200
+    status, out = await env.token(expirationSeconds=36000)
+    assert status == 201, out
+    assert out["spec"]["expirationSeconds"] == 7200
+    claims = _payload(out["status"]["token"])
+    assert claims["exp"] - claims["iat"] == 7200
+    status, out = await env.token(expirationSeconds=3600)  # under the cap: as asked
+    assert status == 201 and out["spec"]["expirationSeconds"] == 3600
+
+
+def test_max_token_expiration_flag_is_checked_as_upstream() -> None:
+    assert _max_token_expiration("0s") == 0
+    assert _max_token_expiration("48h") == 48 * 3600
+    for bad in ("30m", "2000000h"):
+        with pytest.raises(SystemExit, match="between 1 hour and 2\\^32 seconds"):
+            _max_token_expiration(bad)
+    with pytest.raises(SystemExit, match="invalid"):
+        _max_token_expiration("soon")
 
 
 async def test_token_request_validation(env: Env) -> None:
