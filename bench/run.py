@@ -7,6 +7,7 @@
     .venv/bin/python bench/run.py --only density --density-nodes 100 --density-pods 3000
                                                        # opt-in (long): 1000 nodes, 30,000 pods by default
     .venv/bin/python bench/run.py --only ccm           # opt-in: the CCM against moto, 1000 nodes, 100 LB Services
+    .venv/bin/python bench/run.py --only tls-backends  # opt-in (~3 min): pyOpenSSL listener against stdlib ssl
 
 Each benchmark starts its own `pinnace server` in a temp data dir pinned to CPU 0, drives it from
 CPU 1, compares with a baseline measured in the same run, and stops the server with SIGTERM.
@@ -29,6 +30,7 @@ import bench_get
 import bench_list
 import bench_provisioning
 import bench_scheduler
+import bench_tls_backends
 import bench_tls_ceiling
 import bench_watch
 import bench_writes
@@ -36,10 +38,21 @@ import common
 import orjson
 from common import BenchResult, cpus_available, machine_description, print_result
 
-BENCHES = ("writes", "get", "list", "watch", "tls", "scheduler", "density", "ccm", "provisioning")
+BENCHES = (
+    "writes",
+    "get",
+    "list",
+    "watch",
+    "tls",
+    "tls-backends",
+    "scheduler",
+    "density",
+    "ccm",
+    "provisioning",
+)
 # density runs only when asked for (--only density): at full size it takes the better part of an hour;
 # ccm (the cloud-controller-manager against moto, 1000 nodes) likewise (~15-20 minutes).
-DEFAULT_BENCHES = tuple(b for b in BENCHES if b not in ("density", "ccm", "provisioning"))
+DEFAULT_BENCHES = tuple(b for b in BENCHES if b not in ("density", "ccm", "provisioning", "tls-backends"))
 
 
 def main() -> int:
@@ -49,7 +62,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default=",".join(DEFAULT_BENCHES),
-        help=f"comma-separated subset of {', '.join(BENCHES)} (default: all but density, ccm and provisioning)",
+        help=f"comma-separated subset of {', '.join(BENCHES)} (default: all but density, ccm, provisioning, tls-backends)",
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies durations, pod count and watcher count"
@@ -142,6 +155,8 @@ def main() -> int:
             )
             result.name += " (and 5 events per write)"
             result.rows += [replace(r, metric=f"5 per write: {r.metric}") for r in coalesced.rows]
+        elif name == "tls-backends":
+            result = bench_tls_backends.run(duration, args.concurrency, server_args=server_args)
         elif name == "scheduler":
             result = bench_scheduler.run(
                 init_pods=max(100, int(1000 * scale)),
