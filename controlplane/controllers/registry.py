@@ -11,8 +11,10 @@ __all__ = ["all_controllers", "select"]
 
 def all_controllers() -> dict[str, type[Controller]]:
     """Name -> class, in start order."""
+    from controlplane.controllers.bootstrapsigner import BootstrapSigner
     from controlplane.controllers.cronjob import CronJobController
     from controlplane.controllers.csrapproving import CSRApprovingController
+    from controlplane.controllers.csrcleaner import CSRCleanerController
     from controlplane.controllers.csrsigning import CSRSigningController
     from controlplane.controllers.daemonset import DaemonSetController
     from controlplane.controllers.deployment import DeploymentController
@@ -41,6 +43,7 @@ def all_controllers() -> dict[str, type[Controller]]:
         ServiceAccountController,
         TokensController,
         TokenCleaner,
+        BootstrapSigner,
         NodeIPAMController,
         NodeLifecycleController,
         TaintEvictionController,
@@ -59,6 +62,7 @@ def all_controllers() -> dict[str, type[Controller]]:
         DisruptionController,
         CSRApprovingController,
         CSRSigningController,
+        CSRCleanerController,
     ]
     return {cls.name: cls for cls in classes}
 

@@ -712,6 +712,7 @@ _PINNACE_CONTROLLERS = {
     "disruption": "disruption-controller",
     "csrsigning": "certificate-controller",
     "csrapproving": "certificate-controller",
+    "csrcleaner": "certificate-controller",
 }
 
 
