@@ -158,7 +158,9 @@ class NodeRestriction:
                 await self._pod(ctx, node, attrs, obj)
             elif attrs.subresource == "status":
                 self._pod_status(node, attrs, obj, old)
-            elif attrs.subresource != "eviction":
+            elif attrs.subresource == "eviction":
+                await self._pod_eviction(ctx, node, attrs, obj)
+            else:
                 raise forbidden(
                     attrs,
                     f"unexpected pod subresource \"{attrs.subresource}\", only 'status' and 'eviction' are allowed",
@@ -259,6 +261,19 @@ class NodeRestriction:
                     )
         if any(_d(v).get("persistentVolumeClaim") is not None for v in _l(spec.get("volumes"))):
             raise forbidden(attrs, f'node "{node}" can not create pods that reference persistentvolumeclaims')
+
+    async def _pod_eviction(self, ctx: ServerContext, node: str, attrs: Attributes, eviction: Obj) -> None:
+        """admitPodEviction: a node may evict only pods bound to itself (its role allows creating
+        pods/eviction anywhere)."""
+        if attrs.operation != "CREATE":
+            raise forbidden(attrs, f"unexpected operation {attrs.operation}")
+        # The name in the path, if any, rather than the one in the submitted Eviction.
+        name = attrs.name or str(_d(eviction.get("metadata")).get("name") or "")
+        if not name:
+            raise forbidden(attrs, "could not determine pod from request data")
+        existing = await ctx.store.get(attrs.info, attrs.namespace, name)  # NotFound stays NotFound
+        if _d(existing.get("spec")).get("nodeName") != node:
+            raise forbidden(attrs, f"node {node} can only evict pods with spec.nodeName set to itself")
 
     def _pod_status(self, node: str, attrs: Attributes, pod: Obj, old: Obj | None) -> None:
         if attrs.operation != "UPDATE" or old is None:

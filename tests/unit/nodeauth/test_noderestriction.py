@@ -239,3 +239,26 @@ async def test_token_requests_only_for_its_own_pods(ctx: ServerContext) -> None:
     assert "does not match the UID in record" in await refused(
         plugin.admit(ctx, token_attrs, request(mine, "old"), None)
     )
+
+
+async def test_evictions_only_of_its_own_pods(ctx: ServerContext) -> None:
+    """admitPodEviction: the system:node role may create pods/eviction anywhere; the plugin keeps
+    a node to the pods bound to it, read from storage (not from the submitted Eviction)."""
+    plugin = NodeRestriction()
+    pods = info("", "pods")
+    for name, node in (("mine", "node-a"), ("theirs", "node-b")):
+        pod = bound_pod(node)
+        pod["metadata"]["name"] = name
+        await ctx.store.create(pods, pod)
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "mine"}}
+    await plugin.admit(ctx, attrs("pods", "CREATE", "mine", sub="eviction"), eviction, None)
+    message = await refused(
+        plugin.admit(ctx, attrs("pods", "CREATE", "theirs", sub="eviction"), eviction, None)
+    )
+    assert message.endswith("node node-a can only evict pods with spec.nodeName set to itself")
+    with pytest.raises(errors.NotFound):
+        await plugin.admit(ctx, attrs("pods", "CREATE", "gone", sub="eviction"), eviction, None)
+    message = await refused(
+        plugin.admit(ctx, attrs("pods", "UPDATE", "mine", sub="eviction"), eviction, None)
+    )
+    assert message.endswith("unexpected operation UPDATE")
