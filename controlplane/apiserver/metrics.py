@@ -17,6 +17,9 @@ __all__ = [
     "INFLIGHT",
     "REQUESTS",
     "REQUEST_DURATION",
+    "SERVICE_ACCOUNT_LEGACY_TOKENS",
+    "SERVICE_ACCOUNT_STALE_TOKENS",
+    "SERVICE_ACCOUNT_VALID_TOKENS",
     "WATCHES",
     "audit_error",
     "audit_level",
@@ -57,6 +60,18 @@ AUTHENTICATION_ATTEMPTS = Counter(
     "authentication_attempts",
     "Counter of authenticated attempts, by result (success, failure: no credentials, error: refused).",
     ["result"],
+)
+# Upstream's ServiceAccount token metrics (pkg/serviceaccount/metrics.go), `_total` added by the
+# client library. A projected token carrying `warnafter` (the kubelet's, extended to a year) is
+# stale once used past it: the client did not refresh it within the hour it asked for.
+SERVICE_ACCOUNT_LEGACY_TOKENS = Counter(
+    "serviceaccount_legacy_tokens", "Cumulative legacy service account tokens used"
+)
+SERVICE_ACCOUNT_STALE_TOKENS = Counter(
+    "serviceaccount_stale_tokens", "Cumulative stale projected service account tokens used"
+)
+SERVICE_ACCOUNT_VALID_TOKENS = Counter(
+    "serviceaccount_valid_tokens", "Cumulative valid projected service account tokens used"
 )
 AUTHENTICATED_USER_REQUESTS = Counter(
     "authenticated_user_requests",

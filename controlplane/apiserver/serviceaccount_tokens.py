@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from controlplane.api import errors
 from controlplane.api.resources import Registry
+from controlplane.apiserver import metrics
 from controlplane.apiserver.authn import ALL_AUTHENTICATED, TokenResponse, UserInfo
 from controlplane.apiserver.pki import ensure_private_dir, write_private_file
 from controlplane.apiserver.store import ObjectStore
@@ -537,6 +538,17 @@ class ServiceAccountTokenAuthenticator:
         jti = claims.get("jti")
         if isinstance(jti, str) and jti:
             extra[CREDENTIAL_ID_KEY] = (f"JTI={jti}",)
+        warn_after = _number(kube.get("warnafter"))
+        if warn_after:
+            if now > warn_after:
+                metrics.SERVICE_ACCOUNT_STALE_TOKENS.inc()
+                log.info(
+                    "stale token used: subject %s, seconds after warning threshold: %d",
+                    claims.get("sub", ""),
+                    int(now - warn_after),
+                )
+            else:
+                metrics.SERVICE_ACCOUNT_VALID_TOKENS.inc()
         return _service_account_user(namespace, sa_ref.name, sa_ref.uid, extra)
 
     async def _check_bound(
@@ -594,6 +606,7 @@ class ServiceAccountTokenAuthenticator:
                 f"ServiceAccount UID ({_meta(account).get('uid', '')}) does not match claim ({sa_uid})"
             )
         await self._track_last_used(secret, labels if isinstance(labels, Mapping) else {})
+        metrics.SERVICE_ACCOUNT_LEGACY_TOKENS.inc()
         return _service_account_user(namespace, sa_name, sa_uid, {})
 
     async def _track_last_used(self, secret: Mapping[str, Any], labels: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from controlplane.api import errors
+from controlplane.apiserver import metrics
 from controlplane.apiserver.serviceaccount_tokens import (
     CREDENTIAL_ID_KEY,
     DEFAULT_ISSUER,
@@ -316,9 +317,11 @@ async def test_legacy_tokens(objects: Objects, clock: Clock) -> None:
         "sub": "system:serviceaccount:ns:bob",
     }
     clock.now = T0 + 10 * 365 * 86400  # no expiry
+    legacy_used = metrics.SERVICE_ACCOUNT_LEGACY_TOKENS._value.get()
     response = await auth.authenticate_token(token)
     assert response is not None
     assert response.user.name == "system:serviceaccount:ns:bob" and response.user.extra == {}
+    assert metrics.SERVICE_ACCOUNT_LEGACY_TOKENS._value.get() == legacy_used + 1
     # Used today: the Secret is labelled once a day (upstream's legacy token tracking).
     written: list[tuple[str, str, str, str]] = []
 
@@ -374,3 +377,29 @@ async def test_garbage_is_not_a_token(objects: Objects, clock: Clock) -> None:
     for garbage in ("", "abc", "a.b.c", "e30.e30.", "abcdef.0123456789abcdef", "x" * 5000, "...."):
         assert await auth.authenticate_token(garbage) is None
     assert objects.reads == 0
+
+
+async def test_projected_tokens_used_past_warnafter_are_counted_stale(objects: Objects, clock: Clock) -> None:
+    """Upstream's serviceaccount_{valid,stale,legacy}_tokens_total: the kubelet's extended token
+    (a year, `warnafter` at the hour it asked for) is stale once used past that hour."""
+
+    def counts() -> tuple[float, float]:
+        return (
+            metrics.SERVICE_ACCOUNT_VALID_TOKENS._value.get(),
+            metrics.SERVICE_ACCOUNT_STALE_TOKENS._value.get(),
+        )
+
+    auth = _authn(objects, clock)
+    token = _token(
+        _claims(pod=BoundRef("web", "uid-web"), expiration_seconds=365 * 86400, warn_after_seconds=3607)
+    )
+    before = counts()
+    clock.now = T0 + 3600
+    assert await auth.authenticate_token(token) is not None
+    assert counts() == (before[0] + 1, before[1])
+    clock.now = T0 + 3608
+    assert await auth.authenticate_token(token) is not None
+    assert counts() == (before[0] + 1, before[1] + 1)
+    plain = _token(_claims())  # no warnafter: neither counter moves
+    assert await auth.authenticate_token(plain) is not None
+    assert counts() == (before[0] + 1, before[1] + 1)
