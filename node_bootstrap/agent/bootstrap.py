@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import random
@@ -55,6 +56,8 @@ log = logging.getLogger("pinnace.nodeagent.bootstrap")
 CSRS = ResourcePath("certificates.k8s.io", "v1", "certificatesigningrequests", namespaced=False)
 PEM_NAME = "kubelet-client-current.pem"
 KUBECONFIG_NAME = "kubelet.conf"
+# The bootstrap key while its request waits for a certificate (the kubelet's name for it).
+PENDING_KEY_NAME = "kubelet-client.key.tmp"
 _TOKEN = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
 RETRY_INITIAL, RETRY_MAX = 1.0, 300.0
 
@@ -209,9 +212,15 @@ async def request_certificate(
     bootstrap: bool,
     timeout: float,
     expiration_seconds: int | None = None,
+    pending_key: Path | None = None,
 ) -> tuple[x509.Certificate, bytes, bytes]:
-    """A new key and its signed certificate: (certificate, certificate PEM, key PEM)."""
-    key = csr.new_key()
+    """A key and its signed certificate: (certificate, certificate PEM, key PEM).
+
+    `pending_key` (bootstrap): the key is kept there until the caller has stored the certificate,
+    as the kubelet keeps `kubelet-client.key.tmp`, so an agent restarted while its request waits
+    for approval asks again with the same key, hence the same digested CSR name, and picks up
+    that request instead of leaving it behind and filing another."""
+    key = _pending_key(pending_key) if pending_key is not None else csr.new_key()
     request = csr.pem_request(key, node_name)
     if bootstrap:
         obj = csr.csr_object(
@@ -246,6 +255,18 @@ async def request_certificate(
     return cert, pem, csr.key_pem(key)
 
 
+def _pending_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The key a previous attempt saved at `path`, or a new one saved there first."""
+    with contextlib.suppress(FileNotFoundError, ValueError, TypeError):
+        found = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if isinstance(found, ec.EllipticCurvePrivateKey):
+            return found
+    key = csr.new_key()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(path, csr.key_pem(key))
+    return key
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Atomically, mode 0600: a crash never leaves half a key behind."""
     tmp = path.with_name(path.name + ".tmp")
@@ -277,6 +298,7 @@ class CertificateManager:
         self.dir = cert_dir / node_name
         self.pem_path = self.dir / PEM_NAME
         self.kubeconfig_path = self.dir / KUBECONFIG_NAME
+        self.pending_key_path = self.dir / PENDING_KEY_NAME
         self.source = source
         self._clock = clock
         self._rng = rng or random.Random()
@@ -371,8 +393,10 @@ class CertificateManager:
             bootstrap=True,
             timeout=self._timeout,
             expiration_seconds=self._expiration_seconds,
+            pending_key=self.pending_key_path,
         )
         self._store(cert_pem, key_pem)
+        self.pending_key_path.unlink(missing_ok=True)
         self._use(cert)
         log.info(
             "node %s: bootstrapped; client certificate valid until %s",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import copy
 import itertools
 import random
@@ -304,6 +305,30 @@ async def test_a_denied_request_is_a_clear_error(tmp_path: Path) -> None:
     api.modify("certificatesigningrequests", pending["metadata"]["name"], "", deny)
     with pytest.raises(BootstrapError, match="was denied: Nope no"):
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_restart_while_waiting_picks_up_the_same_request(tmp_path: Path) -> None:
+    """The kubelet's kubelet-client.key.tmp: the bootstrap key outlives a restart until the
+    certificate is stored, so the second agent files the same digested CSR (AlreadyExists) and
+    waits for it instead of leaving it behind; the key file goes once the certificate is in."""
+    clock = FakeClock()
+    api = SigningApi(clock, auto=False)
+    first = asyncio.create_task(manager(tmp_path, clock).ensure(api))
+    await settle()
+    [pending] = api.csrs()
+    pending_key = tmp_path / "node-a" / "kubelet-client.key.tmp"
+    assert pending_key.stat().st_mode & 0o777 == 0o600
+    first.cancel()  # the agent dies while the request waits
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    restarted = manager(tmp_path, clock)
+    second = asyncio.create_task(restarted.ensure(api))
+    await settle()
+    assert [r["metadata"]["name"] for r in api.csrs()] == [pending["metadata"]["name"]]
+    api.sign(pending["metadata"]["name"])
+    assert await asyncio.wait_for(second, 5) is True
+    assert restarted.certificate is not None
+    assert not pending_key.exists()
 
 
 async def test_gives_up_after_the_timeout(tmp_path: Path) -> None:
