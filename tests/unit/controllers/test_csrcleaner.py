@@ -14,16 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from controlplane.api import errors
-from controlplane.api.rbac.bootstrap_policy import (
-    cluster_role_binding_objects,
-    cluster_role_objects,
-    role_binding_objects,
-    role_objects,
-)
-from controlplane.api.rbac.policy import binding_from_dict, role_from_dict
-from controlplane.api.rbac.resolver import PolicySnapshot, RuleResolver
-from controlplane.api.rbac.rules import Request
-from controlplane.apiserver.authn import UserInfo
 from controlplane.client import ResourcePath
 from controlplane.controllers.csrcleaner import (
     POLLING_INTERVAL,
@@ -39,6 +29,7 @@ from controlplane.controllers.runtime import (
     InformerFactory,
     rfc3339,
 )
+from tests.unit.rbac.bootstrap_resolver import bootstrap_policy_allows
 
 T0 = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -223,20 +214,8 @@ async def test_period_is_injectable() -> None:
 def _controller_manager_may(
     verb: str, resource: str, group: str = "", *, ns: str = "", name: str = ""
 ) -> bool:
-    """What the bootstrap RBAC policy gives the controller manager's identity, which runs this
-    controller in `pinnace server`."""
-    cluster_roles = [role_from_dict(o) for o in cluster_role_objects()]
-    resolver = RuleResolver(
-        PolicySnapshot.of(
-            [role_from_dict(o) for o in role_objects()],
-            cluster_roles,
-            [binding_from_dict(o) for o in role_binding_objects()],
-            [binding_from_dict(o) for o in cluster_role_binding_objects()],
-        )
-    )
-    user = UserInfo("system:kube-controller-manager", groups=("system:authenticated",))
-    request = Request(verb=verb, api_group=group, resource=resource, name=name, namespace=ns)
-    return resolver.authorize(user, request).allowed
+    """The controller manager's identity runs this controller in `pinnace server`."""
+    return bootstrap_policy_allows("system:kube-controller-manager", verb, resource, group, ns=ns, name=name)
 
 
 def test_controller_manager_may_list_watch_and_delete_csrs() -> None:

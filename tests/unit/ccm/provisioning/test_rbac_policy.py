@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from controlplane.api.rbac.bootstrap_policy import (
-    cluster_role_binding_objects,
-    cluster_role_objects,
-    role_binding_objects,
-    role_objects,
-)
-from controlplane.api.rbac.policy import binding_from_dict, role_from_dict
-from controlplane.api.rbac.resolver import PolicySnapshot, RuleResolver
-from controlplane.api.rbac.rules import Request
-from controlplane.apiserver.authn import UserInfo
+from tests.unit.rbac.bootstrap_resolver import bootstrap_policy_allows
 
 GROUP = "infra.pinnace.dev"
 RBAC = "rbac.authorization.k8s.io"
-RESOLVER = RuleResolver(
-    PolicySnapshot.of(
-        cluster_roles=[role_from_dict(o) for o in cluster_role_objects()],
-        roles=[role_from_dict(o) for o in role_objects()],
-        bindings=[binding_from_dict(o) for o in role_binding_objects()],
-        cluster_bindings=[binding_from_dict(o) for o in cluster_role_binding_objects()],
-    )
-)
-PROVISIONER = UserInfo("system:pinnace-provisioner", groups=("system:authenticated",))
 
 
 def allowed(
     verb: str, resource: str, group: str = "", *, sub: str = "", ns: str = "", name: str = ""
 ) -> bool:
-    request = Request(verb=verb, api_group=group, resource=resource, subresource=sub, name=name, namespace=ns)
-    return RESOLVER.authorize(PROVISIONER, request).allowed
+    return bootstrap_policy_allows(
+        "system:pinnace-provisioner", verb, resource, group, sub=sub, ns=ns, name=name
+    )
 
 
 def test_what_the_operator_does_is_allowed() -> None:
