@@ -334,33 +334,20 @@ def run(
                 (new >= target * old) if target else None,
             )
         )
-        result.rows.append(
-            Row(
-                f"{kind} p99",
-                statistics.mean(p99[(kind, "openssl")]),
-                "ms",
-                statistics.mean(p99[(kind, "stdlib")]),
-                "stdlib",
+        for metric, samples, unit, average, label in (
+            ("p99", p99, "ms", statistics.mean, "stdlib"),
+            ("server CPU per request", cpu_per_request, "us", statistics.median, "stdlib, median of runs"),
+            ("server CPU", cpus, "% of a core", statistics.mean, "stdlib"),
+        ):
+            result.rows.append(
+                Row(
+                    f"{kind} {metric}",
+                    average(samples[(kind, "openssl")]),
+                    unit,
+                    average(samples[(kind, "stdlib")]),
+                    label,
+                )
             )
-        )
-        result.rows.append(
-            Row(
-                f"{kind} server CPU per request",
-                statistics.median(cpu_per_request[(kind, "openssl")]),
-                "us",
-                statistics.median(cpu_per_request[(kind, "stdlib")]),
-                "stdlib, median of runs",
-            )
-        )
-        result.rows.append(
-            Row(
-                f"{kind} server CPU",
-                statistics.mean(cpus[(kind, "openssl")]),
-                "% of a core",
-                statistics.mean(cpus[(kind, "stdlib")]),
-                "stdlib",
-            )
-        )
     result.rows += layer
     result.notes.append(
         "openssl runs: "

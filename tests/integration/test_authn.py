@@ -299,9 +299,6 @@ def test_client_certificate_from_another_ca_with_a_valid_token(
 
 
 def test_kubectl_with_a_certificate_from_another_ca(server: ServerProcess, tmp_path: Path) -> None:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed")
     cert, key, serial = _foreign_credential(tmp_path, "evil-kubectl")
     config = tmp_path / "evil.kubeconfig"
     config.write_text(
@@ -318,17 +315,9 @@ def test_kubectl_with_a_certificate_from_another_ca(server: ServerProcess, tmp_p
             }
         )
     )
-    env = {"HOME": str(tmp_path), "KUBECACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
 
     def last_error_line(*args: str) -> str:
-        result = subprocess.run(
-            [binary, "--kubeconfig", str(config), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        result = run_kubectl(tmp_path, str(config), *args)
         assert result.returncode == 1, result.stdout
         return result.stderr.strip().splitlines()[-1]
 
@@ -440,20 +429,25 @@ def test_failures_are_counted(server: ServerProcess) -> None:
 # --- kubectl ------------------------------------------------------------------------------------
 
 
-def kubectl(server: ServerProcess, tmp_path: Path, *args: str, token: str | None = None) -> str:
+def run_kubectl(tmp_path: Path, kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Real kubectl (scripts/bootstrap installs it) with a home and cache of the test's own."""
     binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed")
-    env = {"HOME": str(tmp_path), "KUBECACHEDIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    assert binary is not None, "kubectl is not installed (scripts/bootstrap installs it)"
+    env = {
+        "HOME": str(tmp_path),
+        "KUBECACHEDIR": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "KUBECONFIG": kubeconfig,
+    }
+    return subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def kubectl(server: ServerProcess, tmp_path: Path, *args: str, token: str | None = None) -> str:
     if token is None:
-        env["KUBECONFIG"] = str(server.kubeconfig)
-        auth: list[str] = []
+        result = run_kubectl(tmp_path, str(server.kubeconfig), *args)
     else:
-        env["KUBECONFIG"] = "/dev/null"
         auth = [f"--server={server.url}", f"--certificate-authority={server.ca}", f"--token={token}"]
-    result = subprocess.run(
-        [binary, *auth, *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+        result = run_kubectl(tmp_path, "/dev/null", *auth, *args)
     assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
     return result.stdout
 
