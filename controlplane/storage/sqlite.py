@@ -50,6 +50,8 @@ from controlplane.storage.errors import (
 )
 from controlplane.storage.fanout import DEFAULT_QUEUE_LIMIT, Watcher, WatchHub
 from controlplane.storage.interface import Event, KeyValue, ListResult
+from controlplane.storage.latest import DEFAULT_LIMIT as LATEST_LIMIT
+from controlplane.storage.latest import LatestValues
 from controlplane.storage.metrics import COMPACTIONS, CURRENT_REVISION, GROUP_COMMIT_BATCH_SIZE, timed
 from controlplane.storage.revlog import FutureRevision, Row, check_read_revision, prefix_end
 
@@ -414,12 +416,6 @@ class _ReaderPool:
 # --- the store ---------------------------------------------------------------------------------
 
 
-# Latest values kept for point reads (entries are a KeyValue, or None for a key known absent).
-# This process is the database's only writer (see the lock file), and every committed write
-# updates the entry before it is acknowledged, so a hit is always the current value. A read
-# that raced a write never replaces the write's entry. Cleared wholesale past the limit.
-_LATEST_LIMIT = 200_000
-
 # Latest lists of small prefixes (at most _SMALL_LIST items), answered from memory: admission
 # lists webhook configurations, LimitRanges, ResourceQuotas and PriorityClasses on every write,
 # almost always the same few (or no) items, and each list is otherwise a round trip through the
@@ -444,6 +440,7 @@ class SqliteStorage:
         watch_queue_limit: int = DEFAULT_QUEUE_LIMIT,
         batch_limit: int = 512,
         readers: int = 4,
+        latest_limit: int = LATEST_LIMIT,
     ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
@@ -456,7 +453,7 @@ class SqliteStorage:
         # loop iteration submits and `_flush` (scheduled once per tick) queues it as one list.
         self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
         self._pending: list[_Write] = []
-        self._latest: dict[str, KeyValue | None] = {}
+        self._latest = LatestValues(latest_limit)
         self._small_lists: dict[str, list[KeyValue]] = {}
         self._lists_reading: dict[str, int] = {}  # prefix -> latest lists of it in flight
         self._lists_touched: set[str] = set()  # ... and written under while in flight
@@ -563,7 +560,7 @@ class SqliteStorage:
             if not req.future.done():
                 req.future.set_result(outcome)
         for event in events:
-            self._latest[event.kv.key] = event.kv if event.type == "PUT" else None
+            self._latest.written(event.kv.key, event.kv if event.type == "PUT" else None)
         if self._small_lists or self._lists_reading:
             self._invalidate_lists(events)
         GROUP_COMMIT_BATCH_SIZE.observe(len(batch))
@@ -645,14 +642,14 @@ class SqliteStorage:
     async def get(self, key: str, *, revision: int | None = None) -> KeyValue | None:
         with timed("get"):
             readers = self._check_open()
-            if revision is None and key in self._latest:
-                return self._latest[key]
-            found = await readers.run(lambda conn: _read_get(conn, key, revision))
-            if revision is None:
-                if len(self._latest) >= _LATEST_LIMIT:
-                    self._latest.clear()
-                # setdefault: a write delivered while this read ran is newer; never replace it.
-                self._latest.setdefault(key, found)
+            if revision is not None:
+                return await readers.run(lambda conn: _read_get(conn, key, revision))
+            hit, cached = self._latest.lookup(key)
+            if hit:
+                return cached
+            token = self._latest.read_started()
+            found = await readers.run(lambda conn: _read_get(conn, key, None))
+            self._latest.read_done(key, found, token)
             return found
 
     async def list(
