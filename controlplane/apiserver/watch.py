@@ -72,10 +72,12 @@ class _EventCache:
 
     A thousand watchers of one resource would otherwise decode and encode each event a thousand
     times. Entries are keyed by (revision, key) and never mutated after caching; the cache is
-    bounded, and a miss only costs the work it saves.
+    bounded, and a miss only costs the work it saves. The watchers of an event take it within
+    moments of each other, so the bound is small: a decoded pair of pods with managedFields is
+    ~25 KiB, and at 4,096 entries the decoded half alone held over 100 MiB at 1,000 nodes.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._objects: OrderedDict[tuple[int, str], tuple[dict[str, Any] | None, dict[str, Any]]] = (
             OrderedDict()
         )
