@@ -21,6 +21,7 @@ import orjson
 import yaml
 
 from controlplane.api import errors
+from controlplane.client.shared_decode import shared_decoder
 
 __all__ = ["Client", "ResourcePath", "load_kubeconfig"]
 
@@ -185,9 +186,17 @@ class Client:
         return result
 
     async def watch(
-        self, rp: ResourcePath, namespace: str | None = None, *, params: Mapping[str, str] | None = None
+        self,
+        rp: ResourcePath,
+        namespace: str | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        shared: bool = False,
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """Yield watch events ({"type", "object"}) until the server ends the stream."""
+        """Yield watch events ({"type", "object"}) until the server ends the stream. With
+        `shared`, an event may be the very object yielded to another shared watcher of this
+        process (see `shared_decode`): the caller must not modify it."""
+        decode = shared_decoder().decode if shared else orjson.loads
         query = {"watch": "true", **(params or {})}
         async with self._http().get(
             rp.url(namespace), params=query, timeout=aiohttp.ClientTimeout(total=None)
@@ -202,7 +211,7 @@ class Client:
                 pending = lines.pop()
                 for line in lines:
                     if line.strip():
-                        yield orjson.loads(line)
+                        yield decode(line)
 
 
 def _error(status: int, raw: bytes) -> errors.StatusError:

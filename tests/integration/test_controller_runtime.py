@@ -185,3 +185,27 @@ def _deployment(name: str, replicas: int) -> dict[str, object]:
             },
         },
     }
+
+
+async def test_informers_of_two_clients_share_watched_objects(bare_server: ServerProcess) -> None:
+    """The controller manager and the scheduler of one process (two clients, two factories) hold
+    one object per watched change, not one each."""
+    ns = f"share-{uuid.uuid4().hex[:6]}"
+    async with client_for(bare_server) as first, client_for(bare_server) as second:
+        await first.create(R.NAMESPACES, {"metadata": {"name": ns}})
+        a, b = InformerFactory(first).informer(R.CONFIGMAPS), InformerFactory(second).informer(R.CONFIGMAPS)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            for informer in (a, b):
+                tg.create_task(informer.run(stop))
+            await asyncio.wait_for(asyncio.gather(a.wait_synced(), b.wait_synced()), 10)
+            await first.create(R.CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {"k": "v"}}, ns)
+            await first.patch(R.CONFIGMAPS, "cm", {"data": {"k": "w"}}, ns)
+
+            async def both_see_the_patch() -> bool:
+                return all((i.get(f"{ns}/cm") or {}).get("data") == {"k": "w"} for i in (a, b))
+
+            await eventually(both_see_the_patch, timeout=10)
+            assert a.get(f"{ns}/cm") is b.get(f"{ns}/cm")
+            assert "managedFields" not in a.get(f"{ns}/cm")["metadata"]  # type: ignore[index]
+            stop.set()

@@ -246,7 +246,8 @@ class Informer:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self._watch_timeout),
         }
-        stream = self._client.watch(self.rp, params=params)
+        # Cached objects are read-only, so the process's other informers may share them.
+        stream = self._client.watch(self.rp, params=params, shared=True)
         stopping = asyncio.ensure_future(stop.wait())
         try:
             iterator = stream.__aiter__()
