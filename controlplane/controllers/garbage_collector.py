@@ -32,8 +32,9 @@ FOREGROUND = "foregroundDeletion"
 JSON_PATCH = "application/json-patch+json"
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
+    # One per object of every resource in the cluster (pods, Events, ...): slots keep it small.
     rp: ResourcePath
     namespace: str
     name: str
