@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from controlplane import gc_policy
+
 __all__ = ["main"]
 
 # kube-apiserver's usual --service-account-issuer (kept here: the CLI imports the server lazily).
@@ -318,6 +320,7 @@ async def _serve(
     scheduler_client = Client(
         load_kubeconfig(config.scheduler_kubeconfig_path), user_agent="pinnace-scheduler/v1.33.0"
     )
+    gc_policy.freeze_startup()
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(running.run_controllers(stop))
@@ -405,9 +408,17 @@ def _server_config(args: argparse.Namespace) -> Any:
     return config
 
 
+# Commands that run until stopped, under the collector settings of `gc_policy`.
+_LONG_RUNNING = frozenset(
+    {"server", "up", "controller-manager", "scheduler", "node-agent", "ccm", "provisioner"}
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_format, args.log_level)
+    if args.command in _LONG_RUNNING:
+        gc_policy.tune()
     if args.command == "server":
         config = _server_config(args)
         if config is None:
