@@ -47,6 +47,10 @@ def _strip_managed_fields(obj: Obj) -> None:
         meta.pop("managedFields", None)
 
 
+def _version(obj: Obj) -> object:
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
 def _by_namespace(obj: Obj) -> Iterable[str]:
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
@@ -185,11 +189,16 @@ class Informer:
         self._notify("ADDED" if old is None else "MODIFIED", old, obj)
 
     async def _relist(self) -> None:
+        # Items unchanged since the cache saw them are replaced by the cached object as each
+        # page arrives: a relist of 30,000 pods would otherwise hold a second decoded copy of
+        # every one of them until the list is complete.
         items: list[Obj] = []
         params = {**self._params, "limit": str(LIST_PAGE)}
         while True:
             page = await self._client.list(self.rp, params=params)
-            items.extend(page.get("items") or [])
+            for obj in page.get("items") or []:
+                old = self._items.get(key_of(obj))
+                items.append(old if old is not None and _version(old) == _version(obj) else obj)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
@@ -199,17 +208,15 @@ class Informer:
         api_version = str(page.get("apiVersion", ""))
         seen: set[str] = set()
         for obj in items:
+            key = key_of(obj)
+            seen.add(key)
+            old = self._items.get(key)
+            if old is obj:
+                continue
             # List items carry no kind; handlers (and owner references built from them) want it.
             obj.setdefault("kind", kind)
             obj.setdefault("apiVersion", api_version)
             _strip_managed_fields(obj)
-            key = key_of(obj)
-            seen.add(key)
-            old = self._items.get(key)
-            if old is not None and old.get("metadata", {}).get("resourceVersion") == obj["metadata"].get(
-                "resourceVersion"
-            ):
-                continue
             self._store(obj)
             self._notify("ADDED" if old is None else "MODIFIED", old, obj)
         for key in [k for k in self._items if k not in seen]:
@@ -248,20 +255,9 @@ class Informer:
         }
         # Cached objects are read-only, so the process's other informers may share them.
         stream = self._client.watch(self.rp, params=params, shared=True)
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            iterator = stream.__aiter__()
-            while True:
-                nxt = asyncio.ensure_future(iterator.__anext__())
-                done, _ = await asyncio.wait({nxt, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
-                    nxt.cancel()
-                    await asyncio.gather(nxt, return_exceptions=True)
-                    return
-                try:
-                    event = nxt.result()
-                except StopAsyncIteration:
-                    return
+
+        async def consume() -> None:
+            async for event in stream:
                 kind = str(event.get("type", ""))
                 obj = event.get("object") or {}
                 if kind == "ERROR":
@@ -270,8 +266,20 @@ class Informer:
                         raise errors.Expired(message=str(obj.get("message", "expired")))
                     raise errors.StatusError.from_status(obj)
                 self.apply(kind, obj)
+
+        # One task for the whole stream, raced once against `stop` (not a task and a wait per
+        # event: those were ~2 % of the server's CPU at 1,000 nodes).
+        consumer = asyncio.ensure_future(consume())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer.done():
+                consumer.result()
         finally:
             stopping.cancel()
+            if not consumer.done():
+                consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
             await stream.aclose()
 
 

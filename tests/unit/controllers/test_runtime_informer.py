@@ -84,6 +84,29 @@ async def test_relist_pages_and_synthesises_the_missed_changes() -> None:
     assert inf.get("default/c")["kind"] == "Pod"  # type: ignore[index]
 
 
+async def test_relist_keeps_the_cached_object_of_an_unchanged_item() -> None:
+    listed = pod("a", "1")
+    client = ListingClient(
+        [
+            {
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "3"},
+                "items": [listed, pod("b", "3")],
+            }
+        ]
+    )
+    inf = Informer(client, PODS)  # type: ignore[arg-type]
+    cached = pod("a", "1")
+    inf.apply("ADDED", cached)
+    events: list[tuple[str, str]] = []
+    inf.add_handler(lambda ev, old, new: events.append((ev, (new or old or {})["metadata"]["name"])))
+    await inf._relist()
+    assert events == [("ADDED", "b")]  # nothing to say about "a"
+    assert inf.get("default/a") is cached  # the decoded duplicate was dropped
+    assert inf.by_index("namespace", "default") and len(inf) == 2
+
+
 def test_custom_indexer_covers_existing_items() -> None:
     inf = Informer(ListingClient([]), PODS)  # type: ignore[arg-type]
     inf.apply("ADDED", pod("a", "1"))
