@@ -556,6 +556,7 @@ class DensityRun:
     idle_server_cpu: float = math.nan
     idle_agent_cpu: float = math.nan
     cpu0_others: float = math.nan
+    server_warnings: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def _log(msg: str) -> None:
@@ -845,6 +846,7 @@ def density_run(
             asyncio.run(_drive(server, agent, root, run, probe_rate, timeout))
         finally:
             agent.stop()
+            run.server_warnings = dict(server.warnings)
     run.wall_seconds = time.monotonic() - started
     return run
 
@@ -1013,6 +1015,8 @@ def _rows(run: DensityRun) -> tuple[list[Row], list[str]]:
         f"{w.deleted} DELETED events; {run.failed_creates} Deployment creates failed"
     )
     notes += [f"timed out: {t}" for t in run.timed_out]
+    for first, count in sorted(run.server_warnings.values(), key=lambda fc: -fc[1])[:8]:
+        notes.append(f"server log, {count:,}x, first: {first[:240]}")
     return rows, notes
 
 

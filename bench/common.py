@@ -117,6 +117,10 @@ def machine_description() -> dict[str, str]:
 _LISTENING = re.compile(r"listening on (https://\S+)")
 
 
+# "<date> <time> LEVEL logger: message" (the text log format of `pinnace`).
+_LEVEL = re.compile(r" (WARNING|ERROR|CRITICAL) ([\w.]+: \D*)")
+
+
 class PinnaceServer:
     """`pinnace server` in a fresh data dir, pinned to the server CPU, stopped with SIGTERM."""
 
@@ -127,6 +131,9 @@ class PinnaceServer:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self._log: list[str] = []
+        # Every WARNING/ERROR line, by logger and the start of its message: the first of a kind
+        # (with its time) and how many followed, for a benchmark's summary.
+        self.warnings: dict[str, tuple[str, int]] = {}
 
     @property
     def pid(self) -> int:
@@ -167,6 +174,11 @@ class PinnaceServer:
             for line in self.proc.stdout:
                 self._log.append(line)
                 del self._log[:-200]
+                found_level = _LEVEL.search(line)
+                if found_level:
+                    kind = found_level.group(1) + " " + found_level.group(2)[:60]
+                    first, count = self.warnings.get(kind, (line.strip(), 0))
+                    self.warnings[kind] = (first, count + 1)
                 m = _LISTENING.search(line)
                 if m and not found.is_set():
                     self.url = m.group(1)

@@ -16,6 +16,7 @@ client relists). Everything here runs on the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -24,6 +25,8 @@ from controlplane.storage.interface import Event
 from controlplane.storage.metrics import WATCHERS
 
 __all__ = ["DEFAULT_QUEUE_LIMIT", "Replay", "WatchHub", "WatchOverflow", "Watcher"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_LIMIT = 10_000
 
@@ -120,6 +123,15 @@ class Watcher:
         self._live.extend(events)
         if len(self._live) > self._limit:
             last = self._live[-1].revision
+            # As upstream's "Forcing watcher close due to unresponsiveness": a slow client, or a
+            # server too busy to feed its watchers, which then relist (and load it more).
+            log.warning(
+                "watch of %s fell %d events behind at revision %d (last delivered %d); closing it",
+                self.prefix or "/",
+                self._limit,
+                last,
+                self._delivered,
+            )
             self._fail(WatchOverflow(self._delivered, last, self._limit))
             return
         self._wake.set()

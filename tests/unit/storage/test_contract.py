@@ -301,7 +301,9 @@ async def test_storage_close_ends_every_watch_and_refuses_work(backend: str, tmp
         await store.get(P + "a")
 
 
-async def test_a_watcher_that_falls_behind_is_dropped(backend: str, tmp_path: Path) -> None:
+async def test_a_watcher_that_falls_behind_is_dropped(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = make(backend, tmp_path, watch_queue_limit=5)
     await store.start()
     try:
@@ -311,6 +313,7 @@ async def test_a_watcher_that_falls_behind_is_dropped(backend: str, tmp_path: Pa
         with pytest.raises(WatchOverflow) as info:
             await take(slow, 10)
         assert isinstance(info.value, Compacted)  # the API server answers it as 410 Expired
+        assert any("fell 5 events behind" in r.getMessage() for r in caplog.records)  # operators see it
         # the writer went on and a fresh watch from the last revision it saw works
         fresh = await store.watch(P, revision=0)
         assert len(await take(fresh, 10)) == 10
