@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controlplane import gc_policy
+from controlplane import event_loop, gc_policy
 
 __all__ = ["main"]
 
@@ -408,7 +408,7 @@ def _server_config(args: argparse.Namespace) -> Any:
     return config
 
 
-# Commands that run until stopped, under the collector settings of `gc_policy`.
+# Commands that run until stopped: the collector settings of `gc_policy`, the loop of `event_loop`.
 _LONG_RUNNING = frozenset(
     {"server", "up", "controller-manager", "scheduler", "node-agent", "ccm", "provisioner"}
 )
@@ -419,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.log_format, args.log_level)
     if args.command in _LONG_RUNNING:
         gc_policy.tune()
+        try:
+            event_loop.install()
+        except ValueError as exc:
+            print(f"pinnace: {exc}", file=sys.stderr)
+            return 2
     if args.command == "server":
         config = _server_config(args)
         if config is None:

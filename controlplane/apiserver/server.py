@@ -280,9 +280,10 @@ async def start(config: ServerConfig) -> RunningServer:
     await site.start()
     port = config.port
     if port == 0:
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        port = server.sockets[0].getsockname()[1]
+        # The listening socket's port: asyncio's Server and uvloop's both have `sockets`.
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets, "the site is listening"
+        port = sockets[0].getsockname()[1]
     host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1") else config.bind_address
     if ":" in host:
         host = f"[{host}]"
