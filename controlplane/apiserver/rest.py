@@ -657,7 +657,9 @@ async def update(
             raise errors.Conflict.modified(info.plural, info.group, ri.name)
         if unused:
             return unused.pop()
-        assert pristine is not None  # a retry: there was no precondition
+        if pristine is None:
+            # A retry of a PUT with a resourceVersion: the race it lost is a Conflict.
+            raise errors.Conflict.modified(info.plural, info.group, ri.name)
         again: dict[str, Any] = json_copy(pristine)
         return again
 

@@ -131,6 +131,21 @@ async def test_a_retried_update_sends_the_request_body_again(ctx: ServerContext,
     assert stored["spec"]["containers"][0]["image"] == "nginx:1.27"
 
 
+async def test_an_update_with_a_resource_version_that_loses_a_race_is_a_conflict(
+    ctx: ServerContext, client: Client
+) -> None:
+    """Such a PUT is not retried with its body (it keeps no copy of it): the answer is 409."""
+    assert (await client.post(PODS, json=pod("a"))).status == 201
+    current = await (await client.get(f"{PODS}/a")).json()
+    current["metadata"]["labels"] = {"app": "y"}
+    ctx.store = ConflictOnce(ctx.storage)
+    response = await client.put(f"{PODS}/a", json=current)
+    assert response.status == 409, await response.text()
+    assert (await response.json())["reason"] == "Conflict"
+    stored = await (await client.get(f"{PODS}/a")).json()
+    assert stored["metadata"]["labels"] == {"app": "x"}
+
+
 async def test_a_no_op_status_write_keeps_the_resource_version(client: Client) -> None:
     created = await (await client.post(PODS, json=pod("a"))).json()
     response = await client.patch(
