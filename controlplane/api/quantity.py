@@ -8,6 +8,7 @@ one its messages show: "2000m" prints as "2", "1024Mi" as "1Gi", "1.5" as "1500m
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -100,6 +101,25 @@ def parse_quantity(raw: Any) -> Quantity:
     """A quantity from its JSON form (a string, or a bare number as Go's decoder accepts)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise ValueError(QUANTITY_FORMAT_ERROR)  # noqa: TRY004 - bad input, reported like a bad string
+    # A cluster uses few distinct quantities ("100m", "500Mi"), and parsing works in Fractions:
+    # every pod create (QoS class, quota, LimitRange) would otherwise parse them again. Quantity
+    # is frozen, so one instance is safely shared. Floatness is in the key: 1 and 1.0 are equal keys.
+    # Long strings are parsed uncached, so a client cannot make the cache hold megabytes.
+    if isinstance(raw, str) and len(raw) > _CACHED_LENGTH:
+        return _parse(raw)
+    return _parse_cached(isinstance(raw, float), raw)
+
+
+_CACHED_LENGTH = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(is_float: bool, raw: str | int | float) -> Quantity:
+    del is_float  # only part of the cache key
+    return _parse(raw)
+
+
+def _parse(raw: str | int | float) -> Quantity:
     text = str(raw).strip() if not isinstance(raw, float) else repr(raw)
     match = _PATTERN.match(text)
     if match is None or match.group(2) in ("", "."):

@@ -20,6 +20,7 @@ credentials is a 401, not a 403 for `system:anonymous`.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import logging
@@ -128,10 +129,14 @@ def _user(common_name: str, organizations: list[str]) -> UserInfo | None:
     return _authenticated(common_name, "", organizations) if common_name else None
 
 
+@functools.lru_cache(maxsize=1024)
 def user_from_certificate(verified: tls.VerifiedChain) -> UserInfo | None:
     """CN is the user, each O a group (upstream's CommonNameUserConversion), of a chain that
     verified: only `tls.ClientCAVerifier` makes a `VerifiedChain`, so this is the one way from a
-    certificate to a user. As Go's pkix.Name, the last CN counts and non-string values are skipped."""
+    certificate to a user. As Go's pkix.Name, the last CN counts and non-string values are skipped.
+
+    Cached by the chain's identity (a connection verifies once and keeps its chain): walking the
+    subject costs more than the rest of authentication. UserInfo is frozen, so sharing is safe."""
     common_name = ""
     organizations: list[str] = []
     for attribute in verified.leaf.subject:

@@ -22,7 +22,20 @@ def utcnow() -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     """Seconds precision with `Z`, as metav1.Time marshals."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_formatted
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    second = moment.replace(microsecond=0)
+    # A busy server stamps many objects within one second: format each second once.
+    last_second, text = _last_formatted
+    if second == last_second:
+        return text
+    text = second.strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_formatted = (second, text)
+    return text
+
+
+_last_formatted: tuple[datetime | None, str] = (None, "")
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -102,27 +101,40 @@ def _encode(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(ordered)
 
 
-@asynccontextmanager
-async def translated(info: ResourceInfo, name: str = "") -> AsyncIterator[None]:
-    """Map storage errors to the Status errors clients expect."""
-    try:
-        yield
-    except storage_errors.KeyExists as exc:
-        raise errors.AlreadyExists.for_object(info.plural, info.group, name) from exc
-    except storage_errors.KeyNotFound as exc:
-        raise errors.NotFound.for_object(info.plural, info.group, name) from exc
-    except storage_errors.RevisionConflict as exc:
-        raise errors.Conflict.modified(info.plural, info.group, name) from exc
-    except storage_errors.Compacted as exc:
-        raise errors.Expired(message=f"too old resource version: {exc.requested} ({exc.compacted})") from exc
-    except FutureRevision as exc:
-        raise errors.Timeout(
+class translated:
+    """Map storage errors to the Status errors clients expect. A class rather than an
+    @asynccontextmanager: it wraps every storage call, and an async generator per call costs more."""
+
+    __slots__ = ("_info", "_name")
+
+    def __init__(self, info: ResourceInfo, name: str = "") -> None:
+        self._info = info
+        self._name = name
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, storage_errors.StorageError):  # FutureRevision is one too
+            raise _status_of(exc, self._info, self._name) from exc
+
+
+def _status_of(exc: BaseException, info: ResourceInfo, name: str) -> errors.StatusError:
+    if isinstance(exc, storage_errors.KeyExists):
+        return errors.AlreadyExists.for_object(info.plural, info.group, name)
+    if isinstance(exc, storage_errors.KeyNotFound):
+        return errors.NotFound.for_object(info.plural, info.group, name)
+    if isinstance(exc, storage_errors.RevisionConflict):
+        return errors.Conflict.modified(info.plural, info.group, name)
+    if isinstance(exc, storage_errors.Compacted):
+        return errors.Expired(message=f"too old resource version: {exc.requested} ({exc.compacted})")
+    if isinstance(exc, FutureRevision):
+        return errors.Timeout(
             message=f"Too large resource version: {exc}",
             causes=[errors.Cause("ResourceVersionTooLarge", "Too large resource version")],
             retry_after=1,
-        ) from exc
-    except storage_errors.StorageError as exc:
-        raise errors.ServiceUnavailable(message=f"storage is unavailable: {exc}") from exc
+        )
+    return errors.ServiceUnavailable(message=f"storage is unavailable: {exc}")
 
 
 class CustomCodec(Protocol):

@@ -81,3 +81,25 @@ def test_the_canonical_string_parses_back_to_the_same_value(value: Fraction, fmt
     rounded = Fraction(-((-value * 10**9) // 1), 10**9)  # parse rounds up to nano units
     quantity = Quantity(rounded, fmt)  # type: ignore[arg-type]
     assert parse_quantity(str(quantity)).value == rounded
+
+
+def test_parsed_quantities_are_shared_and_keep_their_format() -> None:
+    # The parse cache hands out one frozen Quantity per distinct input.
+    assert parse_quantity("500Mi") is parse_quantity("500Mi")
+    assert parse_quantity("500Mi").format == "BinarySI"
+    # 1 and 1.0 are equal dict keys; the cache must not give one the other's result.
+    assert str(parse_quantity(1)) == "1"
+    assert str(parse_quantity(1.0)) == "1"
+    assert parse_quantity(1.5) == Quantity(Fraction(3, 2))
+
+
+def test_a_long_quantity_parses_without_being_cached() -> None:
+    long_text = "1" + "0" * 100
+    assert parse_quantity(long_text).value == 10**100
+    assert parse_quantity(long_text) is not parse_quantity(long_text)
+
+
+def test_a_bad_quantity_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError, match="quantities must match"):
+            parse_quantity("12Qi")

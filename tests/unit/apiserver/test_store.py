@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.apiserver.store import _encode, decode, raw_object
+from controlplane.api import errors
+from controlplane.api.resources import default_registry
+from controlplane.apiserver.store import _encode, decode, raw_object, translated
+from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import KeyValue
+from controlplane.storage.revlog import FutureRevision
 
 _text = st.text(alphabet=st.sampled_from('ab"{}:,\\metadat'), max_size=12)
 _json = st.recursive(
@@ -46,3 +51,33 @@ def test_a_string_that_looks_like_metadata_is_not_mistaken_for_it() -> None:
 def test_values_stored_before_key_ordering_still_get_their_revision() -> None:
     kv = KeyValue("k", orjson.dumps({"data": {"a": {"metadata": {}}}, "metadata": {"name": "x"}}), 3, 1)
     assert orjson.loads(raw_object(kv)) == decode(kv)
+
+
+_PODS = default_registry().get("", "v1", "pods")
+assert _PODS is not None
+
+
+@pytest.mark.parametrize(
+    ("raised", "reason", "code"),
+    [
+        (storage_errors.KeyExists("/pods/ns/a"), "AlreadyExists", 409),
+        (storage_errors.KeyNotFound("/pods/ns/a"), "NotFound", 404),
+        (storage_errors.Compacted(3, 9), "Expired", 410),
+        (FutureRevision(99, 9), "Timeout", 504),
+        (storage_errors.Unavailable("disk"), "ServiceUnavailable", 503),
+    ],
+)
+async def test_storage_errors_leave_translated_as_status(raised: Exception, reason: str, code: int) -> None:
+    with pytest.raises(errors.StatusError) as caught:
+        async with translated(_PODS, "a"):
+            raise raised
+    assert (caught.value.reason, caught.value.code) == (reason, code)
+    assert caught.value.__cause__ is raised
+
+
+async def test_other_errors_and_success_pass_through_translated() -> None:
+    with pytest.raises(KeyError):
+        async with translated(_PODS, "a"):
+            raise KeyError("not a storage error")
+    async with translated(_PODS, "a"):
+        pass
