@@ -18,7 +18,7 @@ from controlplane.api import errors
 from controlplane.api.patch._smp_json import json_copy
 from controlplane.api.resources import ResourceInfo
 from controlplane.storage import errors as storage_errors
-from controlplane.storage.interface import Event, KeyValue, Storage, Watch
+from controlplane.storage.interface import Event, KeyValue, Storage, Trigger, Watch
 from controlplane.storage.revlog import FutureRevision
 
 __all__ = ["CustomCodec", "ListPage", "ObjectStore", "decode", "raw_object", "translated"]
@@ -337,9 +337,11 @@ class ObjectStore:
             kv = await self.storage.delete(info.key(namespace, name), expected_revision=expected_revision)
         return await self._read(info, decode(kv))
 
-    async def watch(self, info: ResourceInfo, namespace: str | None, *, revision: int) -> Watch:
+    async def watch(
+        self, info: ResourceInfo, namespace: str | None, *, revision: int, trigger: Trigger | None = None
+    ) -> Watch:
         async with translated(info):
-            watch = await self.storage.watch(info.list_prefix(namespace), revision=revision)
+            watch = await self.storage.watch(info.list_prefix(namespace), revision=revision, trigger=trigger)
         if self.custom is not None and info.custom:
             return self.custom.watch(info, _ConvertingWatch(watch, info, self.custom))
         return watch
@@ -370,6 +372,7 @@ class _ConvertingWatch:
         self._info = info
         self._codec = codec
         self._suffix = "" if info.version == info.storage_version else f"\x00{info.version}"
+        self._yielded = 0  # the revision of the last event handed out
 
     async def _kv(self, kv: KeyValue) -> KeyValue:
         obj = decode(kv)
@@ -383,7 +386,9 @@ class _ConvertingWatch:
 
     async def _iterate(self) -> AsyncIterator[Event]:
         async for event in self._inner:
-            yield await self._event(event)
+            converted = await self._event(event)
+            self._yielded = converted.revision
+            yield converted
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -401,7 +406,15 @@ class _ConvertingWatch:
             else:  # pragma: no cover - synchronous() promised no awaiting
                 coroutine.close()
                 raise RuntimeError("custom resource conversion awaited in a synchronous watch")
+        if out:
+            self._yielded = out[-1].revision
         return out
+
+    def progress(self) -> int:
+        if not self._codec.synchronous(self._info):
+            # The iterator may be converting an event the inner watch already counts as yielded.
+            return self._yielded
+        return max(self._yielded, self._inner.progress())
 
     async def close(self) -> None:
         await self._inner.close()

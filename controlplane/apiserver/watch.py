@@ -26,7 +26,7 @@ from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.requestinfo import RequestInfo
 from controlplane.apiserver.store import event_objects, raw_object
 from controlplane.storage import errors as storage_errors
-from controlplane.storage.interface import Event, Watch
+from controlplane.storage.interface import Event, Trigger, Watch
 
 __all__ = ["serve_watch"]
 
@@ -120,6 +120,36 @@ class _EventCache:
 _CACHE = _EventCache()
 
 
+def _node_names(event: Event) -> tuple[str, ...]:
+    """A pod event's spec.nodeName values, before and after (upstream's NodeNameTriggerFunc)."""
+    prev, cur = _CACHE.objects(event)
+    now = str((cur.get("spec") or {}).get("nodeName") or "")
+    if prev is None:
+        return (now,)
+    return (now, str((prev.get("spec") or {}).get("nodeName") or ""))
+
+
+def _names(event: Event) -> tuple[str, ...]:
+    """An event's metadata.name, from its key: no decoding."""
+    return (event.kv.key.rpartition("/")[2],)
+
+
+def _trigger(info: ResourceInfo, opts: rest.ListOptions) -> Trigger | None:
+    """The index a watch's field selector pins to one value, if any: a kubelet's own pods
+    (spec.nodeName=...), its own Node or one Secret (metadata.name=...)."""
+    selector = opts.field_selector
+    if selector is None:
+        return None
+    if info.group == "" and info.plural == "pods":
+        node = selector.requires_exact_match("spec.nodeName")
+        if node is not None:
+            return Trigger(_node_names, node)
+    name = selector.requires_exact_match("metadata.name")
+    if name is not None:
+        return Trigger(_names, name)
+    return None
+
+
 def _translate(info: ResourceInfo, opts: rest.ListOptions, event: Event) -> tuple[str, dict[str, Any]] | None:
     prev, cur = _CACHE.objects(event)
     if event.type == "DELETE":
@@ -167,7 +197,7 @@ async def serve_watch(
         status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     )
     try:
-        watch = await ctx.store.watch(info, namespace, revision=start)
+        watch = await ctx.store.watch(info, namespace, revision=start, trigger=_trigger(info, opts))
     except errors.Expired as exc:
         await response.prepare(request)
         status = errors.Expired(
@@ -226,9 +256,10 @@ async def _pump(
                 first = await events.__anext__()
         except TimeoutError:
             if opts.allow_bookmarks and loop.time() < deadline:
-                # Only the last revision this stream has passed is safe: events up to the current
-                # revision may still be on their way to this watcher's queue.
-                await response.write(encoder.bookmark(last_rv))
+                # Only a revision this stream has passed is safe: events up to the current
+                # revision may still be on their way to this watcher's queue. The watch knows
+                # how far past its last event it has seen (events its trigger left out).
+                await response.write(encoder.bookmark(max(last_rv, watch.progress())))
             continue
         except StopAsyncIteration:
             return

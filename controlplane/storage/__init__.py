@@ -19,7 +19,7 @@ from controlplane.storage.errors import (
     Unavailable,
 )
 from controlplane.storage.fanout import DEFAULT_QUEUE_LIMIT, WatchOverflow
-from controlplane.storage.interface import Event, KeyValue, ListResult, Storage, Watch
+from controlplane.storage.interface import Event, KeyValue, ListResult, Storage, Trigger, Watch
 from controlplane.storage.memory import MemoryStorage
 from controlplane.storage.revlog import FutureRevision
 from controlplane.storage.sqlite import SqliteStorage
@@ -37,6 +37,7 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "StorageError",
+    "Trigger",
     "Unavailable",
     "Watch",
     "WatchOverflow",

@@ -11,6 +11,10 @@ after it is in the buffer.
 Publishing never blocks: a watcher whose backlog exceeds its bound is dropped and its iteration
 raises `WatchOverflow` (a `Compacted`, so the API server answers it like any expired watch: the
 client relists). Everything here runs on the event loop thread.
+
+A watcher with a `Trigger` gets only the live events whose index values include its value; the
+hub computes each event's values once per index, so publishing costs one dictionary lookup per
+event and index rather than a wake-up of every watcher.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 
 from controlplane.storage.errors import Compacted, StorageError
-from controlplane.storage.interface import Event
+from controlplane.storage.interface import Event, Trigger
 from controlplane.storage.metrics import WATCHERS
 
 __all__ = ["DEFAULT_QUEUE_LIMIT", "Replay", "WatchHub", "WatchOverflow", "Watcher"]
@@ -51,8 +55,17 @@ class WatchOverflow(Compacted):
 class Watcher:
     """One open watch; implements the `Watch` protocol."""
 
-    def __init__(self, hub: WatchHub, prefix: str, revision: int, replay: Replay, limit: int) -> None:
+    def __init__(
+        self,
+        hub: WatchHub,
+        prefix: str,
+        revision: int,
+        replay: Replay,
+        limit: int,
+        trigger: Trigger | None = None,
+    ) -> None:
         self.prefix = prefix
+        self.trigger = trigger
         self._hub = hub
         self._replay = replay
         self._limit = limit
@@ -98,6 +111,13 @@ class Watcher:
         if out:
             self._delivered = out[-1].revision
         return out
+
+    def progress(self) -> int:
+        if self._replaying or self._history or self._live or self._error is not None:
+            return self._delivered
+        # Live with nothing queued: every published event either came through or was not for
+        # this watch (another prefix, another trigger value).
+        return max(self._delivered, self._hub.published_through)
 
     async def _read_history(self) -> None:
         try:
@@ -155,24 +175,93 @@ class Watcher:
         self.end()
 
 
+_Index = Callable[[Event], Collection[str]]
+
+
+class _Group:
+    """The watchers of one prefix: those that take every event, and those narrowed by a trigger,
+    by index function and value."""
+
+    __slots__ = ("indexed", "plain")
+
+    def __init__(self) -> None:
+        self.plain: set[Watcher] = set()
+        self.indexed: dict[_Index, dict[str, set[Watcher]]] = {}
+
+    def add(self, watcher: Watcher) -> None:
+        trigger = watcher.trigger
+        if trigger is None:
+            self.plain.add(watcher)
+        else:
+            self.indexed.setdefault(trigger.index, {}).setdefault(trigger.value, set()).add(watcher)
+
+    def discard(self, watcher: Watcher) -> bool:
+        """Remove `watcher`; False when it was not here."""
+        trigger = watcher.trigger
+        if trigger is None:
+            if watcher not in self.plain:
+                return False
+            self.plain.discard(watcher)
+            return True
+        by_value = self.indexed.get(trigger.index)
+        watchers = by_value.get(trigger.value) if by_value is not None else None
+        if by_value is None or watchers is None or watcher not in watchers:
+            return False
+        watchers.discard(watcher)
+        if not watchers:
+            del by_value[trigger.value]
+            if not by_value:
+                del self.indexed[trigger.index]
+        return True
+
+    def __bool__(self) -> bool:
+        return bool(self.plain or self.indexed)
+
+    def __iter__(self) -> Iterator[Watcher]:
+        yield from self.plain
+        for by_value in self.indexed.values():
+            for watchers in by_value.values():
+                yield from watchers
+
+    def __len__(self) -> int:
+        return len(self.plain) + sum(len(w) for v in self.indexed.values() for w in v.values())
+
+    def publish(self, events: list[Event]) -> None:
+        for watcher in list(self.plain):
+            watcher.push(events)
+        for index, by_value in list(self.indexed.items()):
+            routed: dict[str, list[Event]] = {}
+            for event in events:
+                for value in set(index(event)):
+                    if value in by_value:
+                        routed.setdefault(value, []).append(event)
+            for value, matched in routed.items():
+                for watcher in list(by_value.get(value, ())):
+                    watcher.push(matched)
+
+
 class WatchHub:
     """Routes published events to watchers, grouped by prefix so each prefix is filtered once."""
 
     def __init__(self, limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self._limit = limit
-        self._by_prefix: defaultdict[str, set[Watcher]] = defaultdict(set)
+        self._by_prefix: defaultdict[str, _Group] = defaultdict(_Group)
+        # The revision of the last event published: a live watcher with nothing queued has
+        # seen everything up to it that was meant for it (`Watcher.progress`).
+        self.published_through = 0
 
-    def subscribe(self, prefix: str, revision: int, replay: Replay) -> Watcher:
-        watcher = Watcher(self, prefix, revision, replay, self._limit)
+    def subscribe(
+        self, prefix: str, revision: int, replay: Replay, trigger: Trigger | None = None
+    ) -> Watcher:
+        watcher = Watcher(self, prefix, revision, replay, self._limit, trigger)
         self._by_prefix[prefix].add(watcher)
         WATCHERS.inc()
         return watcher
 
     def remove(self, watcher: Watcher) -> None:
         group = self._by_prefix.get(watcher.prefix)
-        if group is None or watcher not in group:
+        if group is None or not group.discard(watcher):
             return
-        group.discard(watcher)
         if not group:
             del self._by_prefix[watcher.prefix]
         WATCHERS.dec()
@@ -184,8 +273,8 @@ class WatchHub:
         for prefix, group in list(self._by_prefix.items()):
             matching = events if not prefix else [e for e in events if e.kv.key.startswith(prefix)]
             if matching:
-                for watcher in list(group):
-                    watcher.push(matching)
+                group.publish(matching)
+        self.published_through = events[-1].revision
 
     def close_all(self) -> None:
         for group in list(self._by_prefix.values()):

@@ -9,7 +9,7 @@ revision raises `Compacted`. Every backend passes the same contract suite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -18,6 +18,7 @@ __all__ = [
     "KeyValue",
     "ListResult",
     "Storage",
+    "Trigger",
     "Watch",
 ]
 
@@ -52,6 +53,21 @@ class ListResult:
     remaining: int = 0  # items left after this page (0 when not known or none)
 
 
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Narrows a watch's live events to those whose index values include `value` (upstream's
+    cacher "indexed triggers", e.g. pods by spec.nodeName): with a thousand kubelets each watching
+    its own pods, an event then reaches one watcher, not a thousand that would each discard it.
+
+    `index` gives an event's values: those of the new object and of the previous one, so that
+    a watcher also sees an object leave its selection. Watchers share an index by the identity
+    of the function. A trigger only narrows: the consumer still applies its full selector, and
+    replayed history is not narrowed."""
+
+    index: Callable[[Event], Collection[str]]
+    value: str
+
+
 class Watch(Protocol):
     """An open watch: iterate for events, close to release it. Iteration ends once closed."""
 
@@ -59,6 +75,11 @@ class Watch(Protocol):
 
     def ready(self, limit: int = 256) -> list[Event]:
         """Events available right now, in order, without waiting (may be empty)."""
+
+    def progress(self) -> int:
+        """A revision up to which every event of this watch has been yielded: a bookmark may carry
+        it. Past the last yielded event once the watch is live and has nothing queued, since events
+        the prefix or trigger left out were never for it."""
 
     async def close(self) -> None: ...
 
@@ -105,9 +126,9 @@ class Storage(Protocol):
         """Delete the key (conditionally when `expected_revision` is given); returns the tombstone
         (last value, mod_revision = the delete's revision). Raises `KeyNotFound`, `RevisionConflict`."""
 
-    async def watch(self, prefix: str, *, revision: int) -> Watch:
-        """Events under `prefix` with revision > `revision`, replayed then tailed.
-        Raises `Compacted` when `revision` < the compacted revision (history lost)."""
+    async def watch(self, prefix: str, *, revision: int, trigger: Trigger | None = None) -> Watch:
+        """Events under `prefix` with revision > `revision`, replayed then tailed (live events
+        narrowed by `trigger`). Raises `Compacted` when `revision` < the compacted revision."""
 
     async def compact(self, revision: int) -> None:
         """Drop history at or below `revision`; later reads/watches below it raise `Compacted`."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from controlplane.storage.compaction import Clock, Compactor, RetentionPolicy
 from controlplane.storage.errors import Compacted, KeyExists, KeyNotFound, RevisionConflict, Unavailable
 from controlplane.storage.fanout import DEFAULT_QUEUE_LIMIT, Watcher, WatchHub
-from controlplane.storage.interface import Event, KeyValue, ListResult
+from controlplane.storage.interface import Event, KeyValue, ListResult, Trigger
 from controlplane.storage.metrics import COMPACTIONS, CURRENT_REVISION, timed
 from controlplane.storage.revlog import FutureRevision, Row, check_read_revision, prefix_end
 
@@ -176,7 +176,7 @@ class MemoryStorage:
             row = Row(self._revision + 1, key, False, True, old.create_revision, old.id, old.value, None)
             return self._append(row).kv
 
-    async def watch(self, prefix: str, *, revision: int) -> Watcher:
+    async def watch(self, prefix: str, *, revision: int, trigger: Trigger | None = None) -> Watcher:
         self._check_open()
         if revision < self._compacted:
             raise Compacted(revision, self._compacted)
@@ -194,7 +194,7 @@ class MemoryStorage:
                         return events, False
             return events, True
 
-        return self._hub.subscribe(prefix, revision, replay)
+        return self._hub.subscribe(prefix, revision, replay, trigger)
 
     async def compact(self, revision: int) -> None:
         self._check_open()

@@ -49,7 +49,7 @@ from controlplane.storage.errors import (
     Unavailable,
 )
 from controlplane.storage.fanout import DEFAULT_QUEUE_LIMIT, Watcher, WatchHub
-from controlplane.storage.interface import Event, KeyValue, ListResult
+from controlplane.storage.interface import Event, KeyValue, ListResult, Trigger
 from controlplane.storage.latest import DEFAULT_LIMIT as LATEST_LIMIT
 from controlplane.storage.latest import LatestValues
 from controlplane.storage.metrics import COMPACTIONS, CURRENT_REVISION, GROUP_COMMIT_BATCH_SIZE, timed
@@ -684,7 +684,7 @@ class SqliteStorage:
         with timed("delete"):
             return await self._write("delete", key, b"", expected_revision)
 
-    async def watch(self, prefix: str, *, revision: int) -> Watcher:
+    async def watch(self, prefix: str, *, revision: int, trigger: Trigger | None = None) -> Watcher:
         readers = self._check_open()
         if revision < self._compacted:
             raise Compacted(revision, self._compacted)
@@ -693,7 +693,7 @@ class SqliteStorage:
             events = await readers.run(lambda conn: _read_events(conn, prefix, after, _REPLAY_CHUNK))
             return events, len(events) < _REPLAY_CHUNK
 
-        return self._hub.subscribe(prefix, revision, replay)
+        return self._hub.subscribe(prefix, revision, replay, trigger)
 
     async def compact(self, revision: int) -> None:
         self._check_open()

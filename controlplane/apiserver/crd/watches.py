@@ -35,6 +35,7 @@ class EndableWatch:
         # handler's bookmark timeout) so that no event is lost or reordered.
         self._pending: asyncio.Task[Event | None] | None = None
         self._finished = False
+        self._yielded = 0  # the revision of the last event handed out
 
     @property
     def ending(self) -> bool:
@@ -76,18 +77,27 @@ class EndableWatch:
         if event is None or (self._end_at is not None and event.revision > self._end_at):
             self._finished = True
             raise StopAsyncIteration
+        self._yielded = event.revision
         return event
 
     def ready(self, limit: int = 256) -> list[Event]:
         if self._finished or self._pending is not None:
             return []  # the step in flight comes first
         events = self._inner.ready(limit)
-        if self._end_at is None:
-            return events
-        kept = [e for e in events if e.revision <= self._end_at]
-        if len(kept) < len(events):
-            self._finished = True
-        return kept
+        if self._end_at is not None:
+            kept = [e for e in events if e.revision <= self._end_at]
+            if len(kept) < len(events):
+                self._finished = True
+            events = kept
+        if events:
+            self._yielded = events[-1].revision
+        return events
+
+    def progress(self) -> int:
+        if self._finished or self._pending is not None:
+            # A step in flight may hold an event the inner watch already counts as yielded.
+            return self._yielded
+        return max(self._yielded, self._inner.progress())
 
     async def close(self) -> None:
         self._finished = True

@@ -10,7 +10,7 @@ import pytest
 
 from controlplane.storage import FutureRevision, WatchOverflow
 from controlplane.storage.errors import Compacted, KeyExists, KeyNotFound, RevisionConflict, Unavailable
-from controlplane.storage.interface import Storage
+from controlplane.storage.interface import Event, Storage, Trigger, Watch
 from tests.unit.storage.backends import FACTORIES, make, take
 
 P = "/registry/pods/"
@@ -407,3 +407,71 @@ async def test_a_failing_write_does_not_poison_writes_committed_with_it(storage:
     assert len(failed) == 80 and all(isinstance(f, KeyExists) for f in failed)
     assert sorted(kv.mod_revision for kv in created) == list(range(1, 21))
     assert await storage.current_revision() == 20
+
+
+def _value_index(event: Event) -> tuple[str, ...]:
+    """A toy index: the stored value (and the previous one), as a pod's spec.nodeName would be."""
+    values = (event.kv.value.decode(),)
+    return values if event.prev is None else (*values, event.prev.value.decode())
+
+
+async def _drain_publications(storage: Storage, watch: Watch) -> None:
+    """Let published events reach `watch` (a plain watch of everything, used as a marker)."""
+    revision = await storage.current_revision()
+    await storage.create(f"/registry/markers/m{revision}", b"x")
+    await take(watch, 1)
+
+
+async def test_a_triggered_watch_gets_only_the_live_events_of_its_value(storage: Storage) -> None:
+    await storage.create(P + "old", b"node-2")  # 1: history, not narrowed
+    on_one = await storage.watch(P, revision=0, trigger=Trigger(_value_index, "node-1"))
+    on_two = await storage.watch(P, revision=0, trigger=Trigger(_value_index, "node-2"))
+    everything = await storage.watch("/registry/markers/", revision=0)
+    assert [e.revision for e in await take(on_one, 1)] == [1]
+    assert [e.revision for e in await take(on_two, 1)] == [1]
+
+    a = await storage.create(P + "a", b"node-1")  # 2: node-1
+    await storage.create(P + "b", b"node-2")  # 3: node-2
+    await storage.update(P + "a", b"node-2", expected_revision=a.mod_revision)  # 4: leaves node-1
+    await storage.delete(P + "a")  # 5: node-2 (its last value)
+    await _drain_publications(storage, everything)  # 6
+
+    assert [e.revision for e in await take(on_one, 2)] == [2, 4]  # it sees "a" leave
+    assert [e.revision for e in await take(on_two, 3)] == [3, 4, 5]
+    assert on_one.ready() == [] and on_two.ready() == []
+    for watch in (on_one, on_two, everything):
+        await watch.close()
+
+
+async def test_progress_passes_events_a_trigger_left_out_only_when_nothing_is_queued(
+    storage: Storage,
+) -> None:
+    watch = await storage.watch(P, revision=0, trigger=Trigger(_value_index, "node-1"))
+    everything = await storage.watch("/registry/markers/", revision=0)
+    assert watch.progress() == 0  # still to read its history
+    await storage.create(P + "a", b"node-1")  # 1
+    assert [e.revision for e in await take(watch, 1)] == [1]  # history read: it is live now
+    await storage.create(P + "b", b"node-9")  # 2: not for it
+    await _drain_publications(storage, everything)  # 3
+    # Nothing queued: revisions 2 and 3 were not for this watch.
+    assert watch.progress() == 3
+    await storage.create(P + "c", b"node-1")  # 4
+    await _drain_publications(storage, everything)  # 5
+    # "c" is queued and not yet taken: progress must not pass it.
+    assert watch.progress() < 4
+    assert [e.revision for e in await take(watch, 1)] == [4]
+    assert watch.progress() == 5
+    for w in (watch, everything):
+        await w.close()
+
+
+async def test_closing_triggered_watches_leaves_the_hub_clean(storage: Storage) -> None:
+    watches = [
+        await storage.watch(P, revision=0, trigger=Trigger(_value_index, f"n{i % 2}")) for i in range(4)
+    ]
+    for watch in watches:
+        await watch.close()
+        await watch.close()  # twice is harmless
+    await storage.create(P + "a", b"n0")
+    for watch in watches:
+        assert watch.ready() == []
