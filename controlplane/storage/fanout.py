@@ -232,7 +232,14 @@ class _Group:
         for index, by_value in list(self.indexed.items()):
             routed: dict[str, list[Event]] = {}
             for event in events:
-                for value in set(index(event)):
+                try:
+                    values = set(index(event))
+                except Exception:
+                    # An index that cannot read the event must not cost anyone an event: every
+                    # watch of it gets this one and applies its own selector.
+                    log.exception("watch trigger index failed on %s at %d", event.kv.key, event.revision)
+                    values = set(by_value)
+                for value in values:
                     if value in by_value:
                         routed.setdefault(value, []).append(event)
             for value, matched in routed.items():

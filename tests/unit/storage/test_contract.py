@@ -475,3 +475,28 @@ async def test_closing_triggered_watches_leaves_the_hub_clean(storage: Storage) 
     await storage.create(P + "a", b"n0")
     for watch in watches:
         assert watch.ready() == []
+
+
+def _broken_index(event: Event) -> tuple[str, ...]:
+    if event.kv.value == b"unreadable":
+        raise ValueError("cannot read it")
+    return (event.kv.value.decode(),)
+
+
+async def test_an_index_that_fails_on_an_event_hands_it_to_every_watch_of_that_index(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = await storage.watch(P, revision=0, trigger=Trigger(_broken_index, "n1"))
+    two = await storage.watch(P, revision=0, trigger=Trigger(_broken_index, "n2"))
+    await storage.create(P + "seed", b"n1")  # 1
+    await storage.create(P + "seed2", b"n2")  # 2
+    # History is not narrowed; reading it makes both live.
+    assert [e.revision for e in await take(one, 2)] == [1, 2]
+    assert [e.revision for e in await take(two, 2)] == [1, 2]
+    await storage.create(P + "x", b"unreadable")  # 3
+    await storage.create(P + "y", b"n2")  # 4
+    assert [e.revision for e in await take(one, 1)] == [3]
+    assert [e.revision for e in await take(two, 2)] == [3, 4]
+    assert "watch trigger index failed" in caplog.text
+    for watch in (one, two):
+        await watch.close()
