@@ -137,6 +137,20 @@ def kubectl_binaries() -> list[str]:
     return found
 
 
+@pytest.fixture(scope="session")
+def bookmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """No controllers or scheduler, and a BOOKMARK every second on quiet watches."""
+    proc = start_server(
+        tmp_path_factory.mktemp("pinnace-bookmarks") / "data",
+        "--watch-bookmark-interval",
+        "1",
+        "--controllers=",
+        "--disable-scheduler",
+    )
+    yield proc
+    assert proc.stop() == 0, proc.log()[-4000:]
+
+
 @pytest.fixture
 def kube_env(server: ServerProcess, tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import ServerProcess
 
 KOPF_HEADERS = {"Accept": "*/*", "User-Agent": "kopf/1.45.2"}
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
@@ -342,19 +342,6 @@ def test_watch_reconnects_from_last_seen_resource_version(api: Api, ns: str) -> 
         assert event["object"]["metadata"]["name"] == "cm-2"
     finally:
         resumed.close()
-
-
-@pytest.fixture(scope="module")
-def bookmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_server(
-        tmp_path_factory.mktemp("pinnace-bookmarks") / "data",
-        "--watch-bookmark-interval",
-        "1",
-        "--controllers=",
-        "--disable-scheduler",
-    )
-    yield proc
-    assert proc.stop() == 0, proc.log()[-4000:]
 
 
 def test_quiet_watch_gets_bookmarks_and_resumes_from_them(bookmark_server: ServerProcess) -> None:
