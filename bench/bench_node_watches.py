@@ -110,6 +110,8 @@ async def _measure(server: PinnaceServer, nodes: int, pods: int) -> tuple[float,
                 "resourceVersion": start_rv,
             }
             async with watches.get(f"{base}/api/v1/pods", params=params) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"watch of node-{node}: HTTP {resp.status}: {await resp.text()}")
                 opened += 1
                 if opened == nodes:
                     all_open.set()
@@ -120,7 +122,11 @@ async def _measure(server: PinnaceServer, nodes: int, pods: int) -> tuple[float,
                             received[node].add(event["object"]["metadata"]["name"])
 
         tasks = [asyncio.create_task(watch(i)) for i in range(nodes)]
-        await all_open.wait()
+        try:
+            await asyncio.wait_for(all_open.wait(), 120)
+        except TimeoutError:
+            failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+            raise RuntimeError(f"only {opened} of {nodes} watches opened: {failed[:1]}") from None
         await asyncio.sleep(1.0)  # every stream past its (empty) history
         before = proc_cpu_seconds(server.pid)
         failures += await _create_and_bind(http, base, namespace, "watched", pods, nodes)

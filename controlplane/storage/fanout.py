@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from controlplane.storage.errors import Compacted, StorageError
-from controlplane.storage.interface import Event, Trigger
+from controlplane.storage.interface import Event, Trigger, TriggerIndex
 from controlplane.storage.metrics import WATCHERS
 
 __all__ = ["DEFAULT_QUEUE_LIMIT", "Replay", "WatchHub", "WatchOverflow", "Watcher"]
@@ -175,9 +175,6 @@ class Watcher:
         self.end()
 
 
-_Index = Callable[[Event], Collection[str]]
-
-
 class _Group:
     """The watchers of one prefix: those that take every event, and those narrowed by a trigger,
     by index function and value."""
@@ -186,7 +183,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.plain: set[Watcher] = set()
-        self.indexed: dict[_Index, dict[str, set[Watcher]]] = {}
+        self.indexed: dict[TriggerIndex, dict[str, set[Watcher]]] = {}
 
     def add(self, watcher: Watcher) -> None:
         trigger = watcher.trigger
@@ -199,13 +196,12 @@ class _Group:
         """Remove `watcher`; False when it was not here."""
         trigger = watcher.trigger
         if trigger is None:
-            if watcher not in self.plain:
-                return False
+            found = watcher in self.plain
             self.plain.discard(watcher)
-            return True
-        by_value = self.indexed.get(trigger.index)
-        watchers = by_value.get(trigger.value) if by_value is not None else None
-        if by_value is None or watchers is None or watcher not in watchers:
+            return found
+        by_value = self.indexed.get(trigger.index, {})
+        watchers = by_value.get(trigger.value, set())
+        if watcher not in watchers:
             return False
         watchers.discard(watcher)
         if not watchers:

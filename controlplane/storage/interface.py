@@ -19,6 +19,7 @@ __all__ = [
     "ListResult",
     "Storage",
     "Trigger",
+    "TriggerIndex",
     "Watch",
 ]
 
@@ -53,6 +54,10 @@ class ListResult:
     remaining: int = 0  # items left after this page (0 when not known or none)
 
 
+# An event's index values (see Trigger).
+TriggerIndex = Callable[[Event], Collection[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """Narrows a watch's live events to those whose index values include `value` (upstream's
@@ -64,7 +69,7 @@ class Trigger:
     of the function. A trigger only narrows: the consumer still applies its full selector, and
     replayed history is not narrowed."""
 
-    index: Callable[[Event], Collection[str]]
+    index: TriggerIndex
     value: str
 
 
