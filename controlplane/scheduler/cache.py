@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.scheduler.node_columns import NodeColumns
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo
 
@@ -106,7 +107,8 @@ class Snapshot:
 
     It also logs the names of the NodeInfos replaced or removed by each update, so that plugins
     keeping per-node tallies across cycles (topology spread and pod affinity counts) recount only
-    those nodes. Code that changes a snapshot NodeInfo in place must call `record_change`."""
+    those nodes, and empties those nodes' entries in `columns` (per-node values aligned with the
+    visiting order). Code that changes a snapshot NodeInfo in place must call `record_change`."""
 
     def __init__(self) -> None:
         self.node_info_map: dict[str, NodeInfo] = {}
@@ -118,6 +120,7 @@ class Snapshot:
         self._epoch = next(_epochs)  # unique across snapshots: marks of another one never match
         self._log: list[str] = []
         self._log_base = 0
+        self.columns = NodeColumns()
 
     @classmethod
     def build(cls, nodes: Iterable[dict[str, Any]], pods: Iterable[PodInfo] = ()) -> Snapshot:
@@ -139,6 +142,7 @@ class Snapshot:
     def _set_order(self, names: Iterable[str]) -> None:
         self.node_info_list = [self.node_info_map[n] for n in names if n in self.node_info_map]
         self._position = {info.name: i for i, info in enumerate(self.node_info_list)}
+        self.columns.reset(len(self.node_info_list))
 
     def _index_affinity(self, *, affinity: bool = True, anti_affinity: bool = True) -> None:
         """Forget the lists of nodes with (anti-)affinity pods; they are rebuilt when next read."""
@@ -188,6 +192,9 @@ class Snapshot:
 
     def record_change(self, name: str) -> None:
         self._log.append(name)
+        position = self._position.get(name)
+        if position is not None:
+            self.columns.forget((position,))
         if len(self._log) > _CHANGE_LOG_LIMIT:
             cut = len(self._log) // 2
             del self._log[:cut]

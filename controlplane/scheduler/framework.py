@@ -16,11 +16,14 @@ import asyncio
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, mul
 from typing import Any, ClassVar, Protocol
 
 from controlplane.scheduler.cache import Snapshot
 from controlplane.scheduler.cluster_events import ClusterEventWithHint
 from controlplane.scheduler.cycle_state import CycleState
+from controlplane.scheduler.node_columns import NodeColumns, NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo, QueuedPodInfo
 from controlplane.scheduler.status import (
@@ -585,11 +588,17 @@ class Framework:
     def _weighted_totals(self, per_plugin: list[tuple[ScorePlugin, list[int]]], count: int) -> list[int]:
         if not per_plugin:
             return [0] * count
-        weighted = []
+        totals: list[int] | None = None
         for plugin, scores in per_plugin:
+            if len(scores) != count:
+                raise SchedulingError(
+                    f'plugin "{plugin.name}" returned {len(scores)} scores for {count} nodes'
+                )
             weight = self.weights[plugin.name]
-            weighted.append(scores if weight == 1 else [s * weight for s in scores])
-        return list(map(sum, zip(*weighted, strict=True)))
+            weighted = scores if weight == 1 else list(map(mul, scores, repeat(weight, count)))
+            totals = weighted if totals is None else list(map(add, totals, weighted))
+        assert totals is not None
+        return totals
 
     # -- reserve, permit, bind -----------------------------------------------------------------
 
@@ -742,10 +751,18 @@ class Framework:
         plugins = self._filter_plugins(state)
         nominated = self.nominator.nominated_node_names() if self.nominator is not None else ()
         ordered = list(nodes[start:]) + list(nodes[:start]) if start else list(nodes)
+        # Chunks of the snapshot's own order go out as windows, so plugins can read per-node
+        # values they computed in earlier cycles as slices of a column (see node_columns).
+        columns: NodeColumns | None = self.snapshot.columns
+        if nodes is not self.snapshot.node_info_list or self.snapshot.columns.size != total:
+            columns = None
+        every_node_passed = True
         feasible: list[NodeInfo] = []
         visited = 0
         while visited < total and len(feasible) < to_find:
             chunk = ordered[visited : visited + to_find - len(feasible)]
+            if columns is not None:
+                chunk = NodeWindow(chunk, columns, (start + visited) % total)
             visited += len(chunk)
             failed: dict[str, Status] = {}
             batch = chunk
@@ -773,6 +790,7 @@ class Framework:
             if not failed:
                 feasible.extend(batch)
                 continue
+            every_node_passed = False
             if any(status.code == Code.ERROR for status in failed.values()):
                 first = next(
                     failed[n.name] for n in chunk if n.name in failed and failed[n.name].code == Code.ERROR
@@ -782,6 +800,8 @@ class Framework:
             diagnosis.node_to_status.statuses.update(failed)
             for status in {id(st): st for st in failed.values()}.values():
                 diagnosis.add_plugin_status(status)
+        if columns is not None and every_node_passed and not nominated:
+            return NodeWindow(feasible, columns, start)  # the first `visited` nodes of the order
         return feasible
 
     def _filter_plugins(self, state: CycleState) -> list[FilterPlugin]:
@@ -822,9 +842,17 @@ class Framework:
         sampling does."""
         if not self.score:
             return self.rng.choice([n.name for n in nodes])
-        totals = self._weighted_totals(self._scores(state, pod, nodes), len(nodes))
+        # A plugin that gives every node the same score moves no node ahead of another.
+        varying = [(p, s) for p, s in self._scores(state, pod, nodes) if s.count(s[0]) != len(s)]
+        totals = self._weighted_totals(varying, len(nodes))
         best = max(totals)
-        return self.rng.choice([n.name for n, t in zip(nodes, totals, strict=True) if t == best])
+        # random.choice over the tied nodes, without building their list: the same draw
+        # (randrange(n) is choice's _randbelow(n)), so seeded runs place pods as before.
+        pick = self.rng.randrange(totals.count(best))
+        index = -1
+        for _ in range(pick + 1):
+            index = totals.index(best, index + 1)
+        return nodes[index].name
 
     def select_host(self, scores: Sequence[NodePluginScores]) -> str:
         """A node with the highest total score; ties broken at random."""

@@ -24,6 +24,7 @@ from controlplane.scheduler.framework import (
     PreScorePlugin,
     ScorePlugin,
 )
+from controlplane.scheduler.node_columns import NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.plugins.resource_allocation import (
     ResourceAllocationScorer,
@@ -184,18 +185,15 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
         # (see NodeInfo.memo); a node that fails goes through fits_request for the reasons.
         cpu, memory = request.milli_cpu, request.memory
         key = (self, cpu, memory)
-        verdicts = [node.memo.get(key) for node in nodes]
-        if all(verdicts):
-            return nodes
-        for i, fits in enumerate(verdicts):
-            if fits is None:
-                node = nodes[i]
-                alloc, used = node.allocatable, node.requested
-                verdicts[i] = node.memo[key] = (
-                    len(node.pods) < alloc.allowed_pod_number
-                    and (cpu <= 0 or cpu <= alloc.milli_cpu - used.milli_cpu)
-                    and (memory <= 0 or memory <= alloc.memory - used.memory)
-                )
+        if isinstance(nodes, NodeWindow):
+            verdicts: list[bool | None] = list(
+                nodes.values(key, lambda missing: [_fits(node, cpu, memory) for node in missing])
+            )
+        else:
+            verdicts = [node.memo.get(key) for node in nodes]
+            for i, fits in enumerate(verdicts):
+                if fits is None:
+                    verdicts[i] = nodes[i].memo[key] = _fits(nodes[i], cpu, memory)
         if all(verdicts):
             return nodes
         passed = []
@@ -267,6 +265,17 @@ class NodeResourcesFit(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugi
             or any(q and after.scalar.get(n, 0) > before.scalar.get(n, 0) for n, q in request.scalar.items())
         )
         return QueueingHint.QUEUE if grew else QueueingHint.SKIP
+
+
+def _fits(node: NodeInfo, cpu: int, memory: int) -> bool:
+    """The common request (cpu, memory, a pod slot) against the node: fits_request's verdict
+    without its reasons."""
+    alloc, used = node.allocatable, node.requested
+    return (
+        len(node.pods) < alloc.allowed_pod_number
+        and (cpu <= 0 or cpu <= alloc.milli_cpu - used.milli_cpu)
+        and (memory <= 0 or memory <= alloc.memory - used.memory)
+    )
 
 
 def new(args: Mapping[str, Any], _fw: Framework) -> NodeResourcesFit:

@@ -16,12 +16,14 @@ from controlplane.scheduler.cluster_events import (
 )
 from controlplane.scheduler.cycle_state import CycleState
 from controlplane.scheduler.framework import EnqueueExtensions, FilterPlugin, Framework
+from controlplane.scheduler.node_columns import NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo
 from controlplane.scheduler.status import Code, Status
 from controlplane.scheduler.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate_taint
 
 _UNSCHEDULABLE = attrgetter("unschedulable")
+_UNSCHEDULABLE_COLUMN = ("NodeUnschedulable", "unschedulable")
 __all__ = ["ERR_REASON_UNSCHEDULABLE", "NodeUnschedulable"]
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -43,7 +45,11 @@ class NodeUnschedulable(FilterPlugin, EnqueueExtensions):
     def filter_nodes(
         self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
     ) -> list[NodeInfo]:
-        if not any(map(_UNSCHEDULABLE, nodes)) or _tolerates(pod):
+        if isinstance(nodes, NodeWindow):
+            flags = nodes.values(_UNSCHEDULABLE_COLUMN, lambda missing: list(map(_UNSCHEDULABLE, missing)))
+        else:
+            flags = list(map(_UNSCHEDULABLE, nodes))
+        if not any(flags) or _tolerates(pod):
             return nodes
         return super().filter_nodes(state, pod, nodes, failed)
 

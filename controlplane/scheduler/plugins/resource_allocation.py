@@ -11,6 +11,7 @@ from typing import Any
 
 from controlplane.scheduler.framework import MAX_NODE_SCORE
 from controlplane.scheduler.gomath import go_div, go_round
+from controlplane.scheduler.node_columns import NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo
 from controlplane.scheduler.resources import (
@@ -299,6 +300,8 @@ class ResourceAllocationScorer:
         """A node's score changes only with the node (a new NodeInfo, or a cleared memo): between
         cycles most nodes are the same objects, so their scores are looked up, not recomputed."""
         key = (self, cpu, memory)
+        if isinstance(nodes, NodeWindow):
+            return nodes.values(key, lambda missing: batch(missing, self.use_requested, cpu, memory))
         scores: list[int | None] = [node.memo.get(key) for node in nodes]
         if None not in scores:
             return scores  # type: ignore[return-value]  # no None left

@@ -22,6 +22,7 @@ from controlplane.scheduler.framework import (
     PreScorePlugin,
     ScorePlugin,
 )
+from controlplane.scheduler.node_columns import NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.plugins.helper import default_normalize_score
 from controlplane.scheduler.podinfo import PodInfo
@@ -34,6 +35,7 @@ from controlplane.scheduler.taints import (
 )
 
 _TAINTS = attrgetter("taints")
+_TAINTED_COLUMN = ("TaintToleration", "tainted")
 __all__ = ["TaintToleration", "untolerated_taint_reason"]
 
 _PRE_SCORE_KEY = "PreScoreTaintToleration"
@@ -43,6 +45,17 @@ def untolerated_taint_reason(taint: Mapping[str, Any]) -> str:
     # v1.33 wording. v1.35 (and 1.34.x patch releases) print "node(s) had untolerated taint(s)"
     # instead, so as not to leak taint values; pinnace reports 1.33.
     return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '') or ''}}}"
+
+
+def _tainted(nodes: list[NodeInfo]) -> list[bool]:
+    return [bool(node.taints) for node in nodes]
+
+
+def _any_tainted(nodes: Sequence[NodeInfo]) -> bool:
+    if isinstance(nodes, NodeWindow):
+        tainted: list[bool] = nodes.values(_TAINTED_COLUMN, _tainted)
+        return any(tainted)
+    return any(map(_TAINTS, nodes))
 
 
 class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensions):
@@ -60,7 +73,7 @@ class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensio
     def filter_nodes(
         self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo], failed: dict[str, Status]
     ) -> list[NodeInfo]:
-        if not any(map(_TAINTS, nodes)):
+        if not _any_tainted(nodes):
             return nodes
         return super().filter_nodes(state, pod, nodes, failed)
 
@@ -84,7 +97,7 @@ class TaintToleration(FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensio
         )
 
     def score_nodes(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        if not any(map(_TAINTS, nodes)):
+        if not _any_tainted(nodes):
             return [0] * len(nodes)
         return [self.score(state, pod, node) if node.taints else 0 for node in nodes]
 

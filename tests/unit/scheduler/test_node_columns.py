@@ -1,0 +1,190 @@
+"""Per-node values kept in columns across cycles (node_columns) give exactly what computing every
+node afresh gives, cycle after cycle, while the cache changes under them."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from controlplane.scheduler.cache import Cache, Snapshot
+from controlplane.scheduler.cycle_state import CycleState
+from controlplane.scheduler.node_columns import NodeColumns, NodeWindow
+from controlplane.scheduler.nodeinfo import NodeInfo
+from controlplane.scheduler.podinfo import PodInfo
+from tests.unit.scheduler.builders import framework, node, pod
+
+
+def _infos(*names: str) -> list[NodeInfo]:
+    return [NodeInfo(node(name)) for name in names]
+
+
+def test_a_window_computes_only_unknown_values_and_wraps_round_the_end() -> None:
+    infos = _infos("a", "b", "c", "d", "e")
+    columns = NodeColumns(len(infos))
+    asked: list[list[str]] = []
+    value = dict.fromkeys("abcde", 1)
+
+    def compute(nodes: list[NodeInfo]) -> list[int]:
+        asked.append([n.name for n in nodes])
+        return [value[n.name] for n in nodes]
+
+    # Positions 3, 4, 0, 1: wrapping round the end of the order.
+    wrapped = NodeWindow(infos[3:] + infos[:2], columns, 3)
+    assert wrapped.values("k", compute) == [1, 1, 1, 1]
+    assert asked == [["d", "e", "a", "b"]]
+    # Known values are read back, not computed; only the unknown one is.
+    whole = NodeWindow(infos, columns, 0)
+    assert whole.values("k", compute) == [1, 1, 1, 1, 1]
+    assert asked[1:] == [["c"]]
+    # A changed node is computed again, alone.
+    value["e"] = 7
+    columns.forget([4])
+    assert whole.values("k", compute) == [1, 1, 1, 1, 7]
+    assert asked[2:] == [["e"]]
+    assert wrapped.values("k", compute) == [1, 7, 1, 1]
+    assert len(asked) == 3
+    # Another key is another column.
+    assert whole.values("other", compute) == [1, 1, 1, 1, 7]
+    assert asked[3:] == [["a", "b", "c", "d", "e"]]
+    # A new order forgets everything.
+    columns.reset(len(infos))
+    assert whole.values("k", compute) == [1, 1, 1, 1, 7]
+    assert asked[4:] == [["a", "b", "c", "d", "e"]]
+    # The list handed back is the caller's to change.
+    got = whole.values("k", compute)
+    got[0] = 99
+    assert whole.values("k", compute)[0] == 1
+
+
+def test_columns_beyond_the_limit_drop_the_least_recently_used() -> None:
+    infos = _infos("a", "b")
+    columns = NodeColumns(2, limit=2)
+    calls: list[str] = []
+
+    def compute_for(key: str) -> Any:
+        def compute(nodes: list[NodeInfo]) -> list[int]:
+            calls.append(key)
+            return [0] * len(nodes)
+
+        return compute
+
+    window = NodeWindow(infos, columns, 0)
+    window.values("x", compute_for("x"))
+    window.values("y", compute_for("y"))
+    window.values("x", compute_for("x"))  # x is now the most recently used
+    window.values("z", compute_for("z"))  # so y goes
+    assert len(columns) == 2
+    window.values("x", compute_for("x"))
+    window.values("y", compute_for("y"))
+    assert calls == ["x", "y", "z", "y"]
+
+
+def test_a_snapshot_forgets_the_columns_of_the_nodes_it_replaces() -> None:
+    cache = Cache()
+    for name in ("n1", "n2", "n3"):
+        cache.add_node(node(name))
+    snap = Snapshot()
+    cache.update_snapshot(snap)
+    window = NodeWindow(snap.list(), snap.columns, 0)
+    assert window.values("pods", lambda nodes: [len(n.pods) for n in nodes]) == [0, 0, 0]
+    cache.assume_pod(PodInfo(pod("p", cpu="1", node_name="n2")))
+    cache.update_snapshot(snap)
+    window = NodeWindow(snap.list(), snap.columns, 0)
+    assert window.values("pods", lambda nodes: [len(n.pods) for n in nodes]) == [0, 1, 0]
+    cache.add_node(node("n0"))  # a new order: every column starts again
+    cache.update_snapshot(snap)
+    assert snap.columns.size == 4 and len(snap.columns) == 0
+
+
+def _toggle(rng: random.Random, old: dict[str, Any]) -> dict[str, Any]:
+    name = old["metadata"]["name"]
+    kind = rng.random()
+    if kind < 0.1:
+        return node(name, cpu="1", pods="4", taints=[{"key": "k", "effect": "NoSchedule"}])
+    if kind < 0.4:
+        return node(name, cpu="1", pods="4", taints=[{"key": "soft", "effect": "PreferNoSchedule"}])
+    if kind < 0.5:
+        return node(name, cpu="1", pods="4", unschedulable=True)
+    return node(name, cpu=rng.choice(["1", "2"]), pods="4")
+
+
+def test_cycles_on_a_changing_cache_filter_and_score_as_node_by_node_does() -> None:
+    """Each cycle's feasible nodes, rejections, per-plugin scores and chosen node equal what
+    running every plugin on every node afresh gives, while pods land and leave, nodes are
+    tainted, cordoned, resized, added and removed between cycles."""
+    rng = random.Random(11)
+    cache = Cache()
+    nodes = {f"n{i:03}": node(f"n{i:03}", cpu="1", pods="4") for i in range(150)}
+    for n in nodes.values():
+        cache.add_node(n)
+    fw = framework()
+    snap = Snapshot()
+    fw.snapshot = snap
+    placed: list[PodInfo] = []
+    windows = 0
+    serial = 0
+    for step in range(80):
+        for _ in range(rng.randrange(1, 6)):
+            action = rng.random()
+            if action < 0.55 or not placed:
+                serial += 1
+                info = PodInfo(pod(f"p{serial}", cpu="250m", node_name=rng.choice(list(nodes))))
+                cache.assume_pod(info)
+                placed.append(info)
+            elif action < 0.8:
+                cache.forget_pod(placed.pop(rng.randrange(len(placed))))
+            elif action < 0.93:
+                name = rng.choice(list(nodes))
+                new = _toggle(rng, nodes[name])
+                cache.update_node(nodes[name], new)
+                nodes[name] = new
+            elif action < 0.97:
+                name = f"x{step}"
+                nodes[name] = node(name, cpu="1", pods="4")
+                cache.add_node(nodes[name])
+            else:
+                name = rng.choice(list(nodes))
+                cache.remove_node(nodes.pop(name))
+        cache.update_snapshot(snap)
+        for cpu in ("250m", "500m"):
+            incoming = PodInfo(pod(f"in-{step}-{cpu}", cpu=cpu, memory="100Mi"))
+            start = fw.next_start_node_index
+            state = CycleState()
+            feasible, diagnosis = fw.find_nodes_that_fit_pod(state, incoming)
+            windows += isinstance(feasible, NodeWindow)
+
+            ordered = snap.list()
+            want_feasible: list[str] = []
+            want_failed: dict[str, tuple[Any, ...]] = {}
+            for i in range(len(ordered)):
+                candidate = ordered[(start + i) % len(ordered)]
+                status = fw.run_filter(state, incoming, candidate)
+                if status is None:
+                    want_feasible.append(candidate.name)
+                    if len(want_feasible) == 100:
+                        break
+                else:
+                    want_failed[candidate.name] = (status.code, status.reasons, status.plugin)
+            assert [n.name for n in feasible] == want_feasible
+            got = {k: (s.code, s.reasons, s.plugin) for k, s in diagnosis.node_to_status.statuses.items()}
+            assert got == want_failed
+            if len(feasible) < 2:
+                continue
+
+            assert fw.run_pre_score(state, incoming, feasible) is None
+            for plugin in fw.score:
+                if plugin.name in state.skip_score_plugins:
+                    continue
+                assert plugin.score_nodes(state, incoming, feasible) == [
+                    plugin.score(state, incoming, n) for n in list(feasible)
+                ], plugin.name
+
+            # The choice: a node with the best total, the same one random.choice over the tied
+            # nodes would draw with the same seed.
+            totals = {s.name: s.total for s in fw.prioritize_nodes(state, incoming, list(feasible))}
+            best = max(totals.values())
+            seed = rng.randrange(1 << 30)
+            fw.rng = random.Random(seed)
+            chosen = fw._select(state, incoming, feasible)
+            assert chosen == random.Random(seed).choice([n for n, t in totals.items() if t == best])
+    assert windows >= 20  # whole feasible windows were scored from columns, not only lists
