@@ -756,13 +756,14 @@ class Framework:
         columns: NodeColumns | None = self.snapshot.columns
         if nodes is not self.snapshot.node_info_list or self.snapshot.columns.size != total:
             columns = None
-        every_node_passed = True
+        positions: list[int] | None = None  # of the feasible nodes, once some node failed
         feasible: list[NodeInfo] = []
         visited = 0
         while visited < total and len(feasible) < to_find:
             chunk = ordered[visited : visited + to_find - len(feasible)]
+            chunk_start = (start + visited) % total
             if columns is not None:
-                chunk = NodeWindow(chunk, columns, (start + visited) % total)
+                chunk = NodeWindow(chunk, columns, chunk_start)
             visited += len(chunk)
             failed: dict[str, Status] = {}
             batch = chunk
@@ -788,9 +789,16 @@ class Framework:
                         wrapped = Status.error(f'running "{plugin.name}" filter plugin: {returned.message}')
                     failed[name] = wrapped.with_plugin(plugin.name)
             if not failed:
+                if positions is not None:
+                    positions.extend((chunk_start + i) % total for i in range(len(batch)))
                 feasible.extend(batch)
                 continue
-            every_node_passed = False
+            if columns is not None and not nominated:
+                if positions is None:
+                    positions = [(start + i) % total for i in range(len(feasible))]
+                positions.extend(
+                    (chunk_start + i) % total for i, node in enumerate(chunk) if node.name not in failed
+                )
             if any(status.code == Code.ERROR for status in failed.values()):
                 first = next(
                     failed[n.name] for n in chunk if n.name in failed and failed[n.name].code == Code.ERROR
@@ -800,8 +808,8 @@ class Framework:
             diagnosis.node_to_status.statuses.update(failed)
             for status in {id(st): st for st in failed.values()}.values():
                 diagnosis.add_plugin_status(status)
-        if columns is not None and every_node_passed and not nominated:
-            return NodeWindow(feasible, columns, start)  # the first `visited` nodes of the order
+        if columns is not None and not nominated:
+            return NodeWindow(feasible, columns, start, positions)
         return feasible
 
     def _filter_plugins(self, state: CycleState) -> list[FilterPlugin]:

@@ -78,17 +78,24 @@ class NodeColumns:
 
 
 class NodeWindow(list["NodeInfo"]):
-    """Consecutive nodes of the snapshot's visiting order, from position `start` (wrapping
-    round at the end), as a filter chunk or the feasible nodes of a cycle. Plugins that see a
-    window read their per-node values as slices of a column; anything else treats it as the
-    list it is."""
+    """Nodes of the snapshot's visiting order with their positions in it, as a filter chunk or
+    the feasible nodes of a cycle: consecutive from `start` (wrapping round at the end), or, when
+    filters rejected some, at `positions`. Plugins that see a window read their per-node values
+    from columns by position; anything else treats it as the list it is."""
 
-    __slots__ = ("columns", "start")
+    __slots__ = ("columns", "positions", "start")
 
-    def __init__(self, nodes: Iterable[NodeInfo], columns: NodeColumns, start: int) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[NodeInfo],
+        columns: NodeColumns,
+        start: int,
+        positions: list[int] | None = None,
+    ) -> None:
         super().__init__(nodes)
         self.columns = columns
         self.start = start
+        self.positions = positions
 
     def values(self, key: Hashable, compute: Callable[[list[NodeInfo]], list[T]]) -> list[T]:
         """The column `key`'s values for this window's nodes, in order (a new list the caller
@@ -96,21 +103,39 @@ class NodeWindow(list["NodeInfo"]):
         return one value for each, never None."""
         column = self.columns.column(key)
         stored = column.values
+        missing = column.missing
+        positions = self.positions
+        if positions is not None:
+            values: list[Any] = list(map(stored.__getitem__, positions))
+            if missing and None in values:
+                offsets = [offset for offset, value in enumerate(values) if value is None]
+                self._fill(column, values, offsets, [positions[i] for i in offsets], compute)
+            return values
         size = len(stored)
         start = self.start
         count = len(self)
         end = start + count
-        values: list[Any] = stored[start:end] if end <= size else stored[start:] + stored[: end - size]
-        missing = column.missing
+        values = stored[start:end] if end <= size else stored[start:] + stored[: end - size]
         if missing:
             if len(missing) < count:  # the usual: a node or two changed since the last cycle
                 offsets = sorted(offset for offset in ((p - start) % size for p in missing) if offset < count)
             else:  # a new column: most values are still missing
                 offsets = [offset for offset, value in enumerate(values) if value is None]
             if offsets:
-                computed = compute([self[i] for i in offsets])
-                for offset, value in zip(offsets, computed, strict=True):
-                    values[offset] = value
-                    stored[(start + offset) % size] = value
-                missing.difference_update((start + offset) % size for offset in offsets)
+                self._fill(column, values, offsets, [(start + i) % size for i in offsets], compute)
         return values
+
+    def _fill(
+        self,
+        column: _Column,
+        values: list[Any],
+        offsets: list[int],
+        positions: list[int],
+        compute: Callable[[list[NodeInfo]], list[T]],
+    ) -> None:
+        computed = compute([self[i] for i in offsets])
+        stored = column.values
+        for offset, position, value in zip(offsets, positions, computed, strict=True):
+            values[offset] = value
+            stored[position] = value
+        column.missing.difference_update(positions)

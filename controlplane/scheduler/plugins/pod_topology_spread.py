@@ -6,7 +6,7 @@ StatefulSet selector) score nodes by how few matching pods their domains hold.""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from controlplane.scheduler.framework import (
     ScorePlugin,
 )
 from controlplane.scheduler.gomath import go_round
+from controlplane.scheduler.node_columns import NodeWindow
 from controlplane.scheduler.node_tally import Contribution, NodeTally, TallyCache
 from controlplane.scheduler.nodeaffinity import RequiredNodeAffinity, required_node_affinity
 from controlplane.scheduler.nodeinfo import NodeInfo
@@ -222,6 +223,17 @@ class _PreScoreState:
     tally: NodeTally | None = None
 
 
+_LABEL_COLUMN = "PodTopologySpread/label"
+_NO_LABEL = object()  # a column value may not be None
+
+
+def _label_values(key: str) -> Callable[[list[NodeInfo]], list[object]]:
+    def values(nodes: list[NodeInfo]) -> list[object]:
+        return [node.labels.get(key, _NO_LABEL) for node in nodes]
+
+    return values
+
+
 class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin, EnqueueExtensions):
     name = "PodTopologySpread"
     normalizes = True
@@ -408,16 +420,22 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlug
         if len(checks) == 1 and checks[0][2] >= 0:
             # One constraint (the usual case): the domains already full, then one lookup a node.
             key, counts, limit = checks[0]
-            full: set[str | None] = {value for value, count in counts.items() if count > limit}
-            full.add(None)  # no label: no domain
-            passed = [node for node in nodes if node.labels.get(key) not in full]
-            if len(passed) != len(nodes):
-                for node in nodes:
-                    value = node.labels.get(key)
-                    if value is None:
-                        failed[node.name] = missing_label
-                    elif value in full:
-                        failed[node.name] = too_skewed
+            full: set[object] = {value for value, count in counts.items() if count > limit}
+            full.add(_NO_LABEL)  # no domain
+            if isinstance(nodes, NodeWindow):
+                values = nodes.values((_LABEL_COLUMN, key), _label_values(key))
+                if full.isdisjoint(values):
+                    return nodes
+            else:
+                values = [node.labels.get(key, _NO_LABEL) for node in nodes]
+            passed = []
+            for node, value in zip(nodes, values, strict=True):
+                if value is _NO_LABEL:
+                    failed[node.name] = missing_label
+                elif value in full:
+                    failed[node.name] = too_skewed
+                else:
+                    passed.append(node)
             return passed
         passed = []
         for node in nodes:

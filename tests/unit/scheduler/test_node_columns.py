@@ -50,6 +50,15 @@ def test_a_window_computes_only_unknown_values_and_wraps_round_the_end() -> None
     columns.reset(len(infos))
     assert whole.values("k", compute) == [1, 1, 1, 1, 7]
     assert asked[4:] == [["a", "b", "c", "d", "e"]]
+    # Nodes at scattered positions (the feasible ones after some failed) read the same column.
+    scattered = NodeWindow([infos[4], infos[1]], columns, 0, positions=[4, 1])
+    assert scattered.values("k", compute) == [7, 1]
+    value["b"] = 3
+    columns.forget([1])
+    assert scattered.values("k", compute) == [7, 3]
+    assert asked[5:] == [["b"]]
+    assert whole.values("k", compute) == [1, 3, 1, 1, 7]
+    assert len(asked) == 6
     # The list handed back is the caller's to change.
     got = whole.values("k", compute)
     got[0] = 99
@@ -96,62 +105,86 @@ def test_a_snapshot_forgets_the_columns_of_the_nodes_it_replaces() -> None:
     assert snap.columns.size == 4 and len(snap.columns) == 0
 
 
-def _toggle(rng: random.Random, old: dict[str, Any]) -> dict[str, Any]:
-    name = old["metadata"]["name"]
+ZONE = "topology.kubernetes.io/zone"
+
+
+def _node(rng: random.Random, name: str, **kw: Any) -> dict[str, Any]:
+    zone = rng.choice(["a", "b", "c", None])  # some nodes have no zone
+    return node(name, pods="4", zone=zone, **{"cpu": "1", **kw})
+
+
+def _toggle(rng: random.Random, name: str) -> dict[str, Any]:
     kind = rng.random()
     if kind < 0.1:
-        return node(name, cpu="1", pods="4", taints=[{"key": "k", "effect": "NoSchedule"}])
+        return _node(rng, name, taints=[{"key": "k", "effect": "NoSchedule"}])
     if kind < 0.4:
-        return node(name, cpu="1", pods="4", taints=[{"key": "soft", "effect": "PreferNoSchedule"}])
+        return _node(rng, name, taints=[{"key": "soft", "effect": "PreferNoSchedule"}])
     if kind < 0.5:
-        return node(name, cpu="1", pods="4", unschedulable=True)
-    return node(name, cpu=rng.choice(["1", "2"]), pods="4")
+        return _node(rng, name, unschedulable=True)
+    return _node(rng, name, cpu=rng.choice(["1", "2"]))
+
+
+def _incoming(name: str, cpu: str, spread: bool) -> PodInfo:
+    if not spread:
+        return PodInfo(pod(name, cpu=cpu, memory="100Mi"))
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": ZONE,
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "web"}},
+    }
+    return PodInfo(pod(name, cpu=cpu, labels={"app": "web"}, topologySpreadConstraints=[constraint]))
 
 
 def test_cycles_on_a_changing_cache_filter_and_score_as_node_by_node_does() -> None:
     """Each cycle's feasible nodes, rejections, per-plugin scores and chosen node equal what
-    running every plugin on every node afresh gives, while pods land and leave, nodes are
-    tainted, cordoned, resized, added and removed between cycles."""
+    running every plugin on every node afresh gives, for plain and zone-spread pods, while pods
+    land and leave, nodes are tainted, cordoned, resized, re-zoned, added and removed between
+    cycles."""
     rng = random.Random(11)
     cache = Cache()
-    nodes = {f"n{i:03}": node(f"n{i:03}", cpu="1", pods="4") for i in range(150)}
+    nodes = {f"n{i:03}": _node(rng, f"n{i:03}") for i in range(150)}
     for n in nodes.values():
         cache.add_node(n)
     fw = framework()
     snap = Snapshot()
     fw.snapshot = snap
     placed: list[PodInfo] = []
-    windows = 0
+    windows = scattered = 0
     serial = 0
     for step in range(80):
         for _ in range(rng.randrange(1, 6)):
             action = rng.random()
             if action < 0.55 or not placed:
                 serial += 1
-                info = PodInfo(pod(f"p{serial}", cpu="250m", node_name=rng.choice(list(nodes))))
+                labels = {"app": "web"} if rng.random() < 0.5 else {}
+                target = rng.choice(list(nodes))
+                info = PodInfo(pod(f"p{serial}", cpu="250m", labels=labels, node_name=target))
                 cache.assume_pod(info)
                 placed.append(info)
             elif action < 0.8:
                 cache.forget_pod(placed.pop(rng.randrange(len(placed))))
             elif action < 0.93:
                 name = rng.choice(list(nodes))
-                new = _toggle(rng, nodes[name])
+                new = _toggle(rng, name)
                 cache.update_node(nodes[name], new)
                 nodes[name] = new
             elif action < 0.97:
                 name = f"x{step}"
-                nodes[name] = node(name, cpu="1", pods="4")
+                nodes[name] = _node(rng, name)
                 cache.add_node(nodes[name])
             else:
                 name = rng.choice(list(nodes))
                 cache.remove_node(nodes.pop(name))
         cache.update_snapshot(snap)
-        for cpu in ("250m", "500m"):
-            incoming = PodInfo(pod(f"in-{step}-{cpu}", cpu=cpu, memory="100Mi"))
+        for cpu, spread in (("250m", False), ("500m", False), ("250m", True)):
+            incoming = _incoming(f"in-{step}-{cpu}-{spread}", cpu, spread)
             start = fw.next_start_node_index
             state = CycleState()
             feasible, diagnosis = fw.find_nodes_that_fit_pod(state, incoming)
-            windows += isinstance(feasible, NodeWindow)
+            assert isinstance(feasible, NodeWindow)
+            windows += feasible.positions is None
+            scattered += feasible.positions is not None
 
             ordered = snap.list()
             want_feasible: list[str] = []
@@ -187,4 +220,4 @@ def test_cycles_on_a_changing_cache_filter_and_score_as_node_by_node_does() -> N
             fw.rng = random.Random(seed)
             chosen = fw._select(state, incoming, feasible)
             assert chosen == random.Random(seed).choice([n for n, t in totals.items() if t == best])
-    assert windows >= 20  # whole feasible windows were scored from columns, not only lists
+    assert windows >= 20 and scattered >= 20  # both kinds of feasible windows were scored
