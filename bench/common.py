@@ -28,6 +28,11 @@ from typing import Any
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
+# What a benchmark imports in-process (the pure scheduler run, clients) must be the tree it
+# spawns servers from (`python -m controlplane` with cwd=REPO), not whichever checkout the
+# virtualenv's editable install points at: benchmarks run from `git archive` copies for A/B.
+if sys.path[:1] != [str(REPO)]:
+    sys.path.insert(0, str(REPO))
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_CPU = 0
 CLIENT_CPU = 1
