@@ -30,6 +30,9 @@ T = TypeVar("T")
 COLUMN_LIMIT = 64
 
 
+_REBUILD_AFTER = 32  # positions filled at once, beyond which the missing set is rebuilt
+
+
 class _Column:
     __slots__ = ("missing", "values")
 
@@ -138,4 +141,9 @@ class NodeWindow(list["NodeInfo"]):
         for offset, position, value in zip(offsets, positions, computed, strict=True):
             values[offset] = value
             stored[position] = value
-        column.missing.difference_update(positions)
+        missing = column.missing
+        missing.difference_update(positions)
+        if not missing or len(positions) > _REBUILD_AFTER:
+            # A set's table never shrinks, and iterating it walks the whole table: one that held
+            # every position would cost a pass over 5,000 slots per cycle for the few left.
+            column.missing = set(missing)

@@ -4,6 +4,7 @@ node afresh gives, cycle after cycle, while the cache changes under them."""
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 from controlplane.scheduler.cache import Cache, Snapshot
@@ -86,6 +87,18 @@ def test_columns_beyond_the_limit_drop_the_least_recently_used() -> None:
     window.values("x", compute_for("x"))
     window.values("y", compute_for("y"))
     assert calls == ["x", "y", "z", "y"]
+
+
+def test_a_filled_column_keeps_no_oversized_missing_set() -> None:
+    # Iterating a set walks its whole table, which never shrinks: the set that once named every
+    # position is rebuilt once filled, or each later cycle would pay for thousands of slots.
+    infos = [NodeInfo(node(f"n{i}")) for i in range(2000)]
+    columns = NodeColumns(len(infos))
+    for start in range(0, 2000, 500):
+        NodeWindow(infos[start : start + 500], columns, start).values("k", lambda ns: [1] * len(ns))
+    assert sys.getsizeof(columns.column("k").missing) == sys.getsizeof(set())
+    columns.forget([7])
+    assert NodeWindow(infos[:10], columns, 0).values("k", lambda ns: [2] * len(ns))[7] == 2
 
 
 def test_a_snapshot_forgets_the_columns_of_the_nodes_it_replaces() -> None:
