@@ -750,7 +750,6 @@ class Framework:
             return [nodes[(start + i) % total] for i in range(min(to_find, total))]
         plugins = self._filter_plugins(state)
         nominated = self.nominator.nominated_node_names() if self.nominator is not None else ()
-        ordered = list(nodes[start:]) + list(nodes[:start]) if start else list(nodes)
         # Chunks of the snapshot's own order go out as windows, so plugins can read per-node
         # values they computed in earlier cycles as slices of a column (see node_columns).
         columns: NodeColumns | None = self.snapshot.columns
@@ -760,8 +759,15 @@ class Framework:
         feasible: list[NodeInfo] = []
         visited = 0
         while visited < total and len(feasible) < to_find:
-            chunk = ordered[visited : visited + to_find - len(feasible)]
+            # The next nodes of the order from `start`, wrapping round: a slice or two of the
+            # snapshot's list rather than a rotated copy of all of it (5,000 nodes at scale).
             chunk_start = (start + visited) % total
+            chunk_end = chunk_start + min(to_find - len(feasible), total - visited)
+            chunk = (
+                list(nodes[chunk_start:chunk_end])
+                if chunk_end <= total
+                else [*nodes[chunk_start:], *nodes[: chunk_end - total]]
+            )
             if columns is not None:
                 chunk = NodeWindow(chunk, columns, chunk_start)
             visited += len(chunk)
