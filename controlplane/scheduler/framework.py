@@ -589,11 +589,7 @@ class Framework:
         if not per_plugin:
             return [0] * count
         totals: list[int] | None = None
-        for plugin, scores in per_plugin:
-            if len(scores) != count:
-                raise SchedulingError(
-                    f'plugin "{plugin.name}" returned {len(scores)} scores for {count} nodes'
-                )
+        for plugin, scores in per_plugin:  # run_score checked each list's length
             weight = self.weights[plugin.name]
             weighted = scores if weight == 1 else list(map(mul, scores, repeat(weight, count)))
             totals = weighted if totals is None else list(map(add, totals, weighted))
