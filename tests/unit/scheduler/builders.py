@@ -132,6 +132,26 @@ def with_snapshot(fw: Framework, snap: Snapshot) -> Framework:
     return fw
 
 
+def filter_node_by_node(
+    fw: Framework, state: CycleState, pod: PodInfo, start: int, want: int = 100
+) -> tuple[list[str], dict[str, tuple[Any, ...]]]:
+    """Upstream's filter loop one node at a time from `start` round the snapshot's order, stopping
+    once `want` nodes are feasible: their names, and (code, reasons, plugin) of each rejection."""
+    feasible: list[str] = []
+    failed: dict[str, tuple[Any, ...]] = {}
+    ordered = fw.snapshot.list()
+    for i in range(len(ordered)):
+        candidate = ordered[(start + i) % len(ordered)]
+        status = fw.run_filter(state, pod, candidate)
+        if status is None:
+            feasible.append(candidate.name)
+            if len(feasible) == want:
+                break
+        else:
+            failed[candidate.name] = (status.code, status.reasons, status.plugin)
+    return feasible, failed
+
+
 class FakeAPI:
     """Records the scheduler's writes."""
 

@@ -28,7 +28,7 @@ from controlplane.scheduler.plugins.resource_allocation import (
 )
 from controlplane.scheduler.podinfo import PodInfo
 from controlplane.scheduler.status import Diagnosis, NodeToStatus
-from tests.unit.scheduler.builders import framework, node, pod
+from tests.unit.scheduler.builders import filter_node_by_node, framework, node, pod
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -106,18 +106,7 @@ def test_chunked_filtering_visits_and_rejects_what_node_by_node_filtering_does()
         feasible, diagnosis = fw.find_nodes_that_fit_pod(state, info)
 
         # Node by node, as upstream's loop does: stop once 100 (the minimum) are feasible.
-        want_feasible: list[str] = []
-        want_failed: dict[str, tuple[Any, ...]] = {}
-        ordered = fw.snapshot.list()
-        for i in range(len(ordered)):
-            candidate = ordered[(start + i) % len(ordered)]
-            status = fw.run_filter(state, info, candidate)
-            if status is None:
-                want_feasible.append(candidate.name)
-                if len(want_feasible) == 100:
-                    break
-            else:
-                want_failed[candidate.name] = (status.code, status.reasons, status.plugin)
+        want_feasible, want_failed = filter_node_by_node(fw, state, info, start)
         assert [n.name for n in feasible] == want_feasible
         got = {k: (s.code, s.reasons, s.plugin) for k, s in diagnosis.node_to_status.statuses.items()}
         assert got == want_failed

@@ -12,7 +12,7 @@ from controlplane.scheduler.cycle_state import CycleState
 from controlplane.scheduler.node_columns import NodeColumns, NodeWindow
 from controlplane.scheduler.nodeinfo import NodeInfo
 from controlplane.scheduler.podinfo import PodInfo
-from tests.unit.scheduler.builders import framework, node, pod
+from tests.unit.scheduler.builders import filter_node_by_node, framework, node, pod
 
 
 def _infos(*names: str) -> list[NodeInfo]:
@@ -199,18 +199,7 @@ def test_cycles_on_a_changing_cache_filter_and_score_as_node_by_node_does() -> N
             windows += feasible.positions is None
             scattered += feasible.positions is not None
 
-            ordered = snap.list()
-            want_feasible: list[str] = []
-            want_failed: dict[str, tuple[Any, ...]] = {}
-            for i in range(len(ordered)):
-                candidate = ordered[(start + i) % len(ordered)]
-                status = fw.run_filter(state, incoming, candidate)
-                if status is None:
-                    want_feasible.append(candidate.name)
-                    if len(want_feasible) == 100:
-                        break
-                else:
-                    want_failed[candidate.name] = (status.code, status.reasons, status.plugin)
+            want_feasible, want_failed = filter_node_by_node(fw, state, incoming, start)
             assert [n.name for n in feasible] == want_feasible
             got = {k: (s.code, s.reasons, s.plugin) for k, s in diagnosis.node_to_status.statuses.items()}
             assert got == want_failed
