@@ -32,3 +32,22 @@ def _process_settings_restored() -> Iterator[None]:
         asyncio.set_event_loop_policy(policy)
     if gc.get_threshold() != thresholds:
         gc.set_threshold(*thresholds)
+
+
+# With pytest-xdist (scripts/test runs `-n 2 --dist loadfile --no-loadscope-reorder`), each file
+# goes whole to one worker, in collection order. Files that take a minute or more start first, the
+# other integration files next, and the unit tests (hundreds of short files) last, where they fill
+# the gap between the two workers' ends. Only the order of work changes, not what runs.
+LONG_FIRST = ("test_kopf_e2e.py", "test_up.py", "test_workloads_e2e.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # not an xdist worker: the usual order
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in LONG_FIRST:
+            return LONG_FIRST.index(item.path.name)
+        return len(LONG_FIRST) + (0 if "integration" in item.path.parts else 1)
+
+    items.sort(key=rank)  # stable: the order within each rank (and each file) is kept
