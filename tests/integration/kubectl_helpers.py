@@ -163,10 +163,18 @@ class LineReader:
 
 
 def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Polls a condition that a server-side controller makes true in its own time."""
+    """Polls a condition that a server-side controller makes true in its own time.
+
+    The checks here mostly run kubectl, ~0.2 s of CPU a call (plus the server's share): polled
+    back to back every 0.1 s, a wait of several seconds (a node going Unknown, a toleration running
+    out) kept a core busy that the server under test, and the other test worker, need. The pause
+    starts at 0.1 s and grows by half each time up to 0.5 s, so a condition met at once is still
+    seen at once and a long wait costs a third of the CPU; the deadline is unchanged."""
     deadline = time.monotonic() + timeout
+    pause = 0.1
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
     raise AssertionError(f"{what} not met within {timeout}s")

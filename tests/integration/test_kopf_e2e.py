@@ -1,12 +1,14 @@
 """kopf's own end-to-end suite, unmodified, passes against `pinnace server` (issue 4, section 3).
 
 scripts/kopf-e2e does the work: it fetches the kopf sdist pinned in uv.lock, builds a throwaway venv
-under .cache/kopf-e2e with kopf's test dependencies, and runs kopf's tests/e2e and examples/ twice
-in parallel, each against its own fresh server: standalone, and with kopf's peering CRDs installed.
-A test that fails only because a socket leaked by an earlier test's operator was garbage-collected
-while it ran is run once more (see LEAK_ONLY there) and reported as a warning here.
-Most of its ~5 minutes are the fixed waits in kopf's tests (10 s for a log line that only the
-`kubernetes` client prints, 3 s after each create and delete), not Pinnace.
+under .cache/kopf-e2e with kopf's test dependencies, and runs kopf's tests/e2e and examples/ twice:
+standalone, and with kopf's peering CRDs installed. Each pass is split into three shards, and all
+six run at once, each against its own fresh server; a pass counts only if its shards ran every test
+it collected (the "of N" below is that number). A test that fails only because a socket leaked by
+an earlier test's operator was garbage-collected while it ran is run once more (see LEAK_ONLY
+there) and reported as a warning here.
+One pass run alone takes ~2.5 minutes, nearly all of it the fixed waits in kopf's tests (3 s after
+each create and delete, 10 s for start-up lines), not Pinnace; sharded, the whole test takes ~1.5.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kopf-e2e"
-# A pass takes ~5 min; a fresh .cache adds the sdist download and the venv (~1 min).
+# A shard takes ~1.5 min; a fresh .cache adds the sdist download and the venv (~1 min).
 PASS_TIMEOUT = 600
 TIMEOUT = PASS_TIMEOUT + 300
 SUMMARY = re.compile(r"^kopf-e2e \[ *\d+s\]: pass (\w+): (.*)$", re.MULTILINE)
