@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from controlplane.api import errors, schemas
 
 __all__ = ["check_types", "inspect", "prune_unknown", "type_error"]
@@ -129,8 +131,35 @@ def inspect(
     wrong type (path, value, Go type), and, when `prune`, the unknown fields removed in place."""
     unknown: list[str] = []
     mismatch: list[tuple[str, Any, str]] = []
-    _inspect(obj, _node(schema), "", "", unknown, mismatch, prune)
+    root = _node(schema)
+    key = _object_key(obj)
+    if key is not None and _CLEAN.get(key) is root:
+        return unknown, None
+    _inspect(obj, root, "", "", unknown, mismatch, prune)
+    if key is not None and not unknown and not mismatch:
+        _remember_clean(key, root)
     return unknown, (mismatch[0] if mismatch else None)
+
+
+def _object_key(obj: Any) -> bytes | None:
+    """A body's JSON with a string metadata.name blanked (whatever the string, it checks the
+    same): objects made from one template differ in nothing else."""
+    if type(obj) is not dict:
+        return None
+    meta = obj.get("metadata")
+    if type(meta) is dict and type(meta.get("name")) is str:
+        obj = {**obj, "metadata": {**meta, "name": ""}}
+    try:
+        raw = orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return None
+    return raw if len(raw) <= _CLEAN_MAX_BYTES else None
+
+
+def _remember_clean(key: bytes, node: _Node) -> None:
+    if len(_CLEAN) >= _CLEAN_ENTRIES:
+        _CLEAN.clear()
+    _CLEAN[key] = node
 
 
 def _inspect(
@@ -164,7 +193,7 @@ def _inspect(
         for key, item in value.items():
             here = f"{path}.{key}" if path else key
             if key in props:
-                _inspect(
+                (_inspect_member if not path else _inspect)(
                     item,
                     _node(props[key]),
                     here,
@@ -185,6 +214,41 @@ def _inspect(
         sub = _node(node.items)
         for index, item in enumerate(value):
             _inspect(item, sub, f"{path}[{index}]", go_path, unknown, mismatch, prune)
+
+
+# Bodies (`_object_key`) and their top-level members (a pod's spec...) found clean before, by
+# their JSON, with the schema node they were checked against: objects made from one template
+# repeat them, and the walk is a large part of decoding a create. Only clean ones are kept: one
+# with findings is walked every time. At most 256 keys of 16 KiB.
+_CLEAN: dict[bytes, _Node] = {}
+_CLEAN_ENTRIES = 256
+_CLEAN_MAX_BYTES = 16 * 1024
+
+
+def _inspect_member(
+    value: Any,
+    node: _Node,
+    path: str,
+    go_path: str,
+    unknown: list[str],
+    mismatch: list[tuple[str, Any, str]],
+    prune: bool,
+) -> None:
+    if path == "metadata" or mismatch or not isinstance(value, dict | list) or not value:
+        # metadata names the object, so never repeats; after a mismatch types are not checked.
+        _inspect(value, node, path, go_path, unknown, mismatch, prune)
+        return
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        _inspect(value, node, path, go_path, unknown, mismatch, prune)
+        return
+    if _CLEAN.get(raw) is node:
+        return
+    found = len(unknown)
+    _inspect(value, node, path, go_path, unknown, mismatch, prune)
+    if len(unknown) == found and not mismatch and len(raw) <= _CLEAN_MAX_BYTES:
+        _remember_clean(raw, node)
 
 
 def type_error(kind: str, version: str, found: tuple[str, Any, str]) -> errors.BadRequest:

@@ -31,15 +31,56 @@ def _positive(resources: Mapping[str, Any] | None) -> dict[str, Fraction]:
     return out
 
 
+# The class by the containers' requests and limits as written: pods of one template repeat them,
+# and summing Fractions costs more than building the key.
+_MEMO: dict[tuple[Any, ...], str] = {}
+_MEMO_ENTRIES = 1024
+
+
+def _resources_key(containers: list[Any]) -> tuple[Any, ...] | None:
+    key: list[tuple[Any, ...]] = []
+    for container in containers:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        if not resources:
+            key.append(())
+            continue
+        if not isinstance(resources, dict):
+            return None
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        if not isinstance(requests, dict) or not isinstance(limits, dict):
+            return None
+        # Strings only: 1, 1.0 and True are equal as keys but not as quantities.
+        if not all(type(v) is str for v in requests.values()) or not all(
+            type(v) is str for v in limits.values()
+        ):
+            return None
+        key.append((tuple(requests.items()), tuple(limits.items())))
+    return tuple(key)
+
+
 def pod_qos_class(pod: Mapping[str, Any]) -> str:
     """Guaranteed: every container (init included) limits cpu and memory and requests equal
     limits; BestEffort: nothing requested or limited; Burstable otherwise. Ephemeral containers
     cannot set resources and do not count."""
     spec = pod.get("spec") or {}
+    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+    key = _resources_key(containers)
+    found = _MEMO.get(key) if key is not None else None
+    if found is not None:
+        return found
+    found = _qos_class(containers)
+    if key is not None:
+        if len(_MEMO) >= _MEMO_ENTRIES:
+            _MEMO.clear()
+        _MEMO[key] = found
+    return found
+
+
+def _qos_class(containers: list[Any]) -> str:
     requests: dict[str, Fraction] = {}
     limits: dict[str, Fraction] = {}
     guaranteed = True
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+    for container in containers:
         resources = container.get("resources") or {}
         for name, value in _positive(resources.get("requests")).items():
             requests[name] = requests.get(name, Fraction(0)) + value

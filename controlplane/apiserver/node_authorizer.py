@@ -39,6 +39,7 @@ ALLOW = Decision(allowed=True)
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 PODS = "/registry/core/pods/"
+_NODE_NAME_KEY = b'"nodeName":'
 PVCS = "/registry/core/persistentvolumeclaims/"
 PVS = "/registry/core/persistentvolumes/"
 
@@ -114,8 +115,12 @@ class _Follower:
         return moved
 
     def _apply(self, events: Iterable[Event]) -> None:
+        graph = self._graph
         for event in events:
-            self._graph.put(self.prefix, event.kv.key, None if event.type == "DELETE" else _decode(event.kv))
+            if event.type == "DELETE":
+                graph.put(self.prefix, event.kv.key, None)
+            elif not graph.unaffected(self.prefix, event.kv):
+                graph.put(self.prefix, event.kv.key, _decode(event.kv))
 
     async def run(self) -> None:
         try:
@@ -183,6 +188,12 @@ class NodeGraph:
             self._pv_secrets.clear()
         for key, obj in items:
             self.put(prefix, key, obj)
+
+    def unaffected(self, prefix: str, kv: KeyValue) -> bool:
+        """Would putting this write change nothing? True for a pod the graph does not hold whose
+        stored JSON has no nodeName key (not bound), so every pod create is not decoded here.
+        orjson writes keys as `"nodeName":`; inside a string value the quotes are escaped."""
+        return prefix == PODS and kv.key not in self._pods and _NODE_NAME_KEY not in kv.value
 
     def put(self, prefix: str, key: str, obj: dict[str, Any] | None) -> None:
         if prefix == PODS:

@@ -488,7 +488,7 @@ async def _check_namespace(ctx: ServerContext, info: ResourceInfo, namespace: st
         return
     ns_info = ctx.registry.get("", "v1", "namespaces")
     assert ns_info is not None
-    ns = await ctx.store.get_or_none(ns_info, "", namespace)
+    ns = await ctx.store.get_shared(ns_info, "", namespace)
     if ns is None:
         raise errors.NotFound.for_object("namespaces", "", namespace)
     if ns.get("metadata", {}).get("deletionTimestamp") or ns.get("status", {}).get("phase") == "Terminating":
@@ -613,7 +613,8 @@ async def create_object(
     try:
         if _is_service(info):
             await ctx.services.on_create(obj, allocation)
-        attrs = dataclasses.replace(attrs, name=meta.get("name", ""))
+        if attrs.name != meta.get("name", ""):  # generated just now
+            attrs = dataclasses.replace(attrs, name=meta.get("name", ""))
         async with ctx.admission.validate(ctx, attrs, obj, None) as admitted:
             if opts.dry_run:
                 return obj

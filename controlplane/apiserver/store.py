@@ -8,7 +8,7 @@ here, once.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -25,6 +25,9 @@ __all__ = ["CustomCodec", "ListPage", "ObjectStore", "decode", "raw_object", "tr
 
 
 _METADATA = b'"metadata":{'
+# Prefixes whose decoded latest list `ObjectStore.latest_objects` keeps (the storage's own bound
+# on cached small lists is of the same order).
+_LATEST_PREFIXES = 4096
 
 
 def raw_object(kv: KeyValue) -> bytes:
@@ -161,6 +164,10 @@ class ObjectStore:
     def __init__(self, storage: Storage, custom: CustomCodec | None = None) -> None:
         self.storage = storage
         self.custom = custom
+        # prefix -> (the storage's cached list, by identity; its objects decoded)
+        self._latest: dict[str, tuple[Sequence[KeyValue], list[dict[str, Any]]]] = {}
+        # key -> (the storage's KeyValue, by identity; the object decoded)
+        self._shared: dict[str, tuple[KeyValue, dict[str, Any]]] = {}
 
     def _converts(self, info: ResourceInfo) -> bool:
         return info.custom and self.custom is not None
@@ -195,6 +202,57 @@ class ObjectStore:
         async with translated(info, name):
             kv = await self.storage.get(info.key(namespace, name))
         return await self._read(info, decode(kv)) if kv is not None else None
+
+    async def get_shared(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any] | None:
+        """`get_or_none`, decoded once per write: the storage hands back the very KeyValue while
+        the key is unchanged (its cache of recent values). For reads on every create (the
+        namespace's lifecycle): the object is shared between callers, who must not modify it."""
+        if self._converts(info):
+            return await self.get_or_none(info, namespace, name)
+        key = info.key(namespace, name)
+        async with translated(info, name):
+            kv = await self.storage.get(key)
+        if kv is None:
+            self._shared.pop(key, None)
+            return None
+        hit = self._shared.get(key)
+        if hit is not None and hit[0] is kv:
+            return hit[1]
+        obj = decode(kv)
+        if len(self._shared) >= _LATEST_PREFIXES:
+            self._shared.clear()
+        self._shared[key] = (kv, obj)
+        return obj
+
+    async def latest_objects(self, info: ResourceInfo, namespace: str | None) -> Sequence[dict[str, Any]]:
+        """The latest objects of a namespace (or cluster), decoded once per change: while the
+        storage's cached list of the prefix is the very object seen last time (`peek_list`),
+        nothing under it changed. For admission's reads on every create (LimitRanges, quotas,
+        PriorityClasses): the objects are shared between callers, who must not modify them."""
+        if self._converts(info):
+            return (await self.list(info, namespace)).items
+        prefix = info.list_prefix(namespace)
+        peeked = self.storage.peek_list(prefix)
+        if peeked is not None:
+            hit = self._latest.get(prefix)
+            if hit is not None and hit[0] is peeked:
+                return hit[1]
+        page = await self.list(info, namespace)
+        objects = page.items
+        after = self.storage.peek_list(prefix)
+        # Keep the token only if it holds exactly what was just decoded (a write may have replaced
+        # the cached list since, or the read may not have filled it).
+        if (
+            after is not None
+            and len(after) == len(page.kvs)
+            and all(a is b for a, b in zip(after, page.kvs, strict=True))
+        ):
+            if len(self._latest) >= _LATEST_PREFIXES:
+                self._latest.clear()
+            self._latest[prefix] = (after, objects)
+        else:
+            self._latest.pop(prefix, None)
+        return objects
 
     async def list(
         self,

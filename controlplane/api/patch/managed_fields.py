@@ -336,6 +336,64 @@ def _drop_member(node: dict[str, Any], texts: tuple[str, ...]) -> bool:
     return True
 
 
+# Field sets of created objects, by the object's JSON less the metadata the strip set drops
+# (name, uid, creationTimestamp...): objects made from one template (a ReplicaSet's pods) have the
+# same one, and walking the object is most of a create's managedFields. Failing that, by the JSON
+# of each whole top-level member (spec, data...), for objects whose metadata differs (a
+# StatefulSet's pods carry their own name in a label). Values are the set's JSON, so no caller
+# shares a dict; keys are bounded in size and number (at most 256 x 16 KiB each).
+_CREATED_MEMO: dict[bytes, tuple[TypeRef, bytes]] = {}
+_WHOLE_MEMO: dict[tuple[str, bytes], tuple[TypeRef, bytes]] = {}
+_MEMO_ENTRIES = 256
+_MEMO_MAX_BYTES = 16 * 1024
+_STRIP_METADATA = frozenset(path[1][1] for path in STRIP_FIELDS if len(path) == 2)
+
+
+def _memo_put(memo: dict[Any, tuple[TypeRef, bytes]], key: Any, t: TypeRef, fields: dict[str, Any]) -> None:
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = (t, orjson.dumps(fields))
+
+
+def _created_key(after: dict[str, Any]) -> bytes | None:
+    """The JSON `_created`'s field set is a function of, or None when it is not known to be:
+    the stripped metadata must be scalars (the walk would go below anything else)."""
+    meta = after.get("metadata")
+    if isinstance(meta, dict):
+        kept: dict[str, Any] = {}
+        for key, value in meta.items():
+            if key not in _STRIP_METADATA:
+                kept[key] = value
+            elif value is not None and type(value) not in (str, int):
+                return None
+        after = {**after, "metadata": kept}
+    try:
+        raw = orjson.dumps(after)
+    except orjson.JSONEncodeError:
+        return None
+    return raw if len(raw) <= _MEMO_MAX_BYTES else None
+
+
+def _whole_member(key: str, value: Any, t: TypeRef) -> dict[str, Any]:
+    """`whole_fields_v1` of a top-level member, remembered for members other than metadata (which
+    names the object, so never repeats)."""
+    if key == "metadata" or not isinstance(value, dict | list) or not value:
+        return whole_fields_v1(value, t)
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return whole_fields_v1(value, t)
+    if len(raw) > _MEMO_MAX_BYTES:
+        return whole_fields_v1(value, t)
+    hit = _WHOLE_MEMO.get((key, raw))
+    if hit is not None and hit[0] is t:  # the same schema type, not one since replaced
+        fields: dict[str, Any] = orjson.loads(hit[1])
+        return fields
+    fields = whole_fields_v1(value, t)
+    _memo_put(_WHOLE_MEMO, (key, raw), t, fields)
+    return fields
+
+
 def _created(
     after: dict[str, Any],
     t: TypeRef,
@@ -348,11 +406,17 @@ def _created(
     """`update` of a create with no entries yet: the writer owns every node the comparison with
     nothing finds (its `added` set), less the strip set, encoded in one walk of the object."""
     encoded: dict[str, Any] = {}
-    if after:
+    memo_key = _created_key(after) if after else None
+    hit = _CREATED_MEMO.get(memo_key) if memo_key is not None else None
+    if hit is not None and hit[0] is t:
+        encoded = orjson.loads(hit[1])
+    elif after:
         for key in sorted(after):
-            encoded[f"f:{key}"] = whole_fields_v1(after[key], t.field(key)[0])
+            encoded[f"f:{key}"] = _whole_member(key, after[key], t.field(key)[0])
         for texts in _STRIP_TEXTS:
             _drop_member(encoded, texts)
+        if memo_key is not None:
+            _memo_put(_CREATED_MEMO, memo_key, t, encoded)
     if not encoded:
         return []
     entry = ManagerEntry(manager, operation, api_version, frozenset(), now, subresource)

@@ -245,8 +245,8 @@ class LimitRanger:
         if cached is None:
             info = ctx.registry.get("", "v1", "limitranges")
             assert info is not None
-            page = await ctx.store.list(info, attrs.namespace)
-            cached = attrs.memo[self.name] = [defaulted_items(lr) for lr in page.items]
+            ranges = await ctx.store.latest_objects(info, attrs.namespace)
+            cached = attrs.memo[self.name] = [defaulted_items(lr) for lr in ranges]
         result: list[list[Obj]] = cached
         return result
 

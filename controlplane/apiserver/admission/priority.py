@@ -7,6 +7,7 @@ PriorityClass may only be `globalDefault` while no other one is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,7 @@ def system_priority_class_objects() -> list[Obj]:
     ]
 
 
-def default_priority_class(classes: list[Obj]) -> Obj | None:
+def default_priority_class(classes: Iterable[Obj]) -> Obj | None:
     """The globalDefault class; should a race leave two, the lower value wins, as upstream."""
     found: Obj | None = None
     for pc in classes:
@@ -134,7 +135,7 @@ class Priority:
             if named is None:
                 raise forbidden(attrs, f"no PriorityClass with name {class_name} was found")
         else:
-            default = default_priority_class((await ctx.store.list(info, None)).items)
+            default = default_priority_class(await ctx.store.latest_objects(info, None))
         resolve_pod_priority(attrs, spec, named, default)
 
     async def validate(

@@ -129,7 +129,7 @@ class ResourceQuota:
         if not evaluator.handles(attrs.operation, attrs.subresource):
             return
         quota_info = self._quota_info(ctx)
-        if not (await ctx.store.list(quota_info, attrs.namespace)).kvs:
+        if not await ctx.store.latest_objects(quota_info, attrs.namespace):
             return  # most namespaces have no quota: no lock, no counting
         # From here to the end of the write, no other quota-checked write in this namespace runs.
         await scope.hold(self._lock(attrs.namespace))

@@ -284,6 +284,8 @@ class MutatingWebhooks(_Dispatcher):
         if view is None:
             await self._admit(ctx, attrs, obj, old)
             return
+        if not await self.source.webhooks(ctx, "mutating"):
+            return  # nothing to call: no view to build, copy and compare (every pods/binding)
         # The webhooks see and patch the subresource's object (a Scale); what they change goes
         # back into the stored object.
         seen = view.to_view(obj)

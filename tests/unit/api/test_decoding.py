@@ -87,3 +87,70 @@ def test_prune_is_idempotent_and_never_adds(obj: dict[str, Any]) -> None:
     decoding.prune_unknown(twice, schema)
     assert once == twice
     assert set(once) <= set(obj) and "junk" not in once
+
+
+# Clean bodies and members are remembered by their JSON; what is remembered must never hide a
+# finding, and pruning must still happen on every call.
+
+_names = st.text(alphabet="abn-", min_size=1, max_size=4)
+_leaf = st.none() | st.booleans() | st.integers(-2, 2) | _names
+_any = st.recursive(
+    _leaf,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(_names, inner, max_size=2),
+    max_leaves=6,
+)
+_container = st.dictionaries(
+    st.sampled_from(["name", "image", "ports", "bogus", "args"]),
+    st.one_of(
+        _names,
+        st.integers(0, 2),
+        st.lists(_names, max_size=2),
+        st.lists(st.dictionaries(st.sampled_from(["containerPort", "nope"]), _leaf, max_size=2), max_size=2),
+    ),
+    max_size=4,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    name=st.one_of(_names, st.integers(0, 2)),
+    other_name=_names,
+    containers=st.lists(_container, max_size=2),
+    extra=st.dictionaries(st.sampled_from(["hostname", "priority", "bogus"]), _any, max_size=2),
+)
+def test_remembered_clean_bodies_never_hide_findings(
+    name: Any, other_name: str, containers: list[dict[str, Any]], extra: dict[str, Any]
+) -> None:
+    schema = _schema("Pod")
+
+    def body(n: Any) -> dict[str, Any]:
+        return {
+            "metadata": {"name": n},
+            "spec": {"containers": copy.deepcopy(containers), **copy.deepcopy(extra)},
+        }
+
+    decoding._CLEAN.clear()
+    expected_other = decoding.inspect(body(other_name), schema, prune=False)
+    decoding._CLEAN.clear()
+    expected = decoding.inspect(body(name), schema, prune=False)
+    for _ in range(2):  # the second time from the memo, if it was clean
+        assert decoding.inspect(body(name), schema, prune=False) == expected
+        assert decoding.inspect(body(other_name), schema, prune=False) == expected_other
+        pruned = body(name)
+        unknown, _ = decoding.inspect(pruned, schema, prune=True)
+        assert unknown == expected[0]
+        assert decoding.inspect(pruned, schema, prune=False)[0] == []
+
+
+def test_a_clean_body_is_remembered_whatever_its_name() -> None:
+    schema = _schema("Pod")
+    decoding._CLEAN.clear()
+    spec = {"containers": [{"name": "c", "image": "i"}]}
+    assert decoding.inspect({"metadata": {"name": "a"}, "spec": spec}, schema, prune=True) == ([], None)
+    remembered = len(decoding._CLEAN)
+    assert decoding.inspect({"metadata": {"name": "b"}, "spec": spec}, schema, prune=True) == ([], None)
+    assert len(decoding._CLEAN) == remembered  # a hit: nothing new
+    # the same spec with a stray field is walked and reported, every time
+    dirty = {"metadata": {"name": "c"}, "spec": {**spec, "bogus": 1}}
+    for _ in range(2):
+        assert decoding.inspect(copy.deepcopy(dirty), schema, prune=False) == (["spec.bogus"], None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from controlplane.api import errors
 from controlplane.api.resources import default_registry
-from controlplane.apiserver.store import _encode, decode, raw_object, translated
+from controlplane.apiserver.store import ObjectStore, _encode, decode, raw_object, translated
+from controlplane.storage import SqliteStorage
 from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import KeyValue
 from controlplane.storage.revlog import FutureRevision
@@ -81,3 +83,57 @@ async def test_other_errors_and_success_pass_through_translated() -> None:
             raise KeyError("not a storage error")
     async with translated(_PODS, "a"):
         pass
+
+
+# Decoded once per change: the latest lists admission reads on every create, and point reads.
+
+
+def _limit_range(name: str, cpu: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": cpu}}]},
+    }
+
+
+async def test_latest_objects_are_decoded_once_per_change(tmp_path: Path) -> None:
+    info = default_registry().get("", "v1", "limitranges")
+    assert info is not None
+    async with SqliteStorage(str(tmp_path / "state.db"), compaction_interval=0) as storage:
+        store = ObjectStore(storage)
+        assert list(await store.latest_objects(info, "ns")) == []
+        await store.create(info, _limit_range("a", "1"))
+        first = await store.latest_objects(info, "ns")
+        assert [o["spec"]["limits"][0]["default"]["cpu"] for o in first] == ["1"]
+        assert await store.latest_objects(info, "ns") is first  # nothing changed: the same objects
+        # a write elsewhere does not move this prefix
+        await store.create(info, {**_limit_range("b", "5"), "metadata": {"name": "b", "namespace": "other"}})
+        assert await store.latest_objects(info, "ns") is first
+        current = await store.get(info, "ns", "a")
+        current["spec"]["limits"][0]["default"]["cpu"] = "2"
+        await store.update(info, current, expected_revision=int(current["metadata"]["resourceVersion"]))
+        second = await store.latest_objects(info, "ns")
+        assert [o["spec"]["limits"][0]["default"]["cpu"] for o in second] == ["2"]
+        await store.delete(info, "ns", "a", expected_revision=None)
+        assert list(await store.latest_objects(info, "ns")) == []
+
+
+async def test_shared_point_reads_follow_every_write(tmp_path: Path) -> None:
+    info = default_registry().get("", "v1", "namespaces")
+    assert info is not None
+    async with SqliteStorage(str(tmp_path / "state.db"), compaction_interval=0) as storage:
+        store = ObjectStore(storage)
+        assert await store.get_shared(info, "", "ns") is None
+        await store.create(info, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}})
+        first = await store.get_shared(info, "", "ns")
+        assert first is not None and first["metadata"]["name"] == "ns"
+        assert await store.get_shared(info, "", "ns") is first
+        live = await store.get(info, "", "ns")
+        live["status"] = {"phase": "Terminating"}
+        await store.update(info, live, expected_revision=int(live["metadata"]["resourceVersion"]))
+        second = await store.get_shared(info, "", "ns")
+        assert second is not None and second["status"] == {"phase": "Terminating"}
+        assert second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+        await store.delete(info, "", "ns", expected_revision=None)
+        assert await store.get_shared(info, "", "ns") is None

@@ -13,6 +13,7 @@ from controlplane.apiserver.authn import UserInfo
 from controlplane.apiserver.authz import Attributes, Decision
 from controlplane.apiserver.node_authorizer import PODS, PVCS, PVS, NodeAuthorizer, NodeGraph
 from controlplane.storage import open_storage
+from controlplane.storage.interface import KeyValue
 
 NODE_A = UserInfo("system:node:node-a", groups=("system:nodes", "system:authenticated"))
 NODE_B = UserInfo("system:node:node-b", groups=("system:nodes", "system:authenticated"))
@@ -230,6 +231,57 @@ async def test_graph_follows_storage() -> None:
                 ),
             )
             assert (await auth.authorize(ask(NODE_A, "get", "secrets", "fresh"))).allowed
+        finally:
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+    finally:
+        await storage.close()
+
+
+def test_only_writes_that_can_change_the_graph_are_decoded() -> None:
+    """An unbound pod the graph does not hold changes nothing: its write is skipped undecoded.
+    Anything else (a bound pod, a pod the graph holds, other prefixes) is decoded and put."""
+    graph = graph_with(pod("web", "node-a", volumes=[{"name": "s", "secret": {"secretName": "tls"}}]))
+
+    def kv(key: str, obj: dict[str, Any]) -> KeyValue:
+        return KeyValue(key, orjson.dumps(obj), 2, 1)
+
+    unbound = pod("new", "")
+    del unbound["spec"]["nodeName"]
+    assert graph.unaffected(PODS, kv(f"{PODS}ns/new", unbound))
+    # a string that merely mentions nodeName has its quotes escaped in JSON: still skipped
+    unbound["metadata"]["annotations"] = {"note": '"nodeName": "x"'}
+    assert graph.unaffected(PODS, kv(f"{PODS}ns/new", unbound))
+    assert not graph.unaffected(PODS, kv(f"{PODS}ns/new", pod("new", "node-b")))
+    # the graph holds web: a write of it is decoded even without a nodeName (it moves or goes)
+    held = pod("web", "")
+    del held["spec"]["nodeName"]
+    assert not graph.unaffected(PODS, kv(f"{PODS}ns/web", held))
+    assert not graph.unaffected(PVCS, kv(f"{PVCS}ns/claim", {"spec": {}}))
+    assert not graph.unaffected(PVS, kv(f"{PVS}pv", {"spec": {}}))
+
+
+async def test_an_unbound_pod_then_bound_joins_the_graph_through_storage() -> None:
+    storage = open_storage("memory://", compaction_interval=0)
+    await storage.start()
+    try:
+        graph = NodeGraph(storage)
+        await graph.sync()
+        auth = NodeAuthorizer(graph)
+        runner = asyncio.create_task(graph.run())
+        try:
+            unbound = pod("p", "", volumes=[{"name": "s", "secret": {"secretName": "late"}}])
+            del unbound["spec"]["nodeName"]
+            created = await storage.create(f"{PODS}ns/p", orjson.dumps(unbound))
+            assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed
+            bound = {**unbound, "spec": {**unbound["spec"], "nodeName": "node-a"}}
+            await storage.update(f"{PODS}ns/p", orjson.dumps(bound), expected_revision=created.mod_revision)
+            for _ in range(100):
+                if (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed
         finally:
             runner.cancel()
             with pytest.raises(asyncio.CancelledError):

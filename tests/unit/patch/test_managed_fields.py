@@ -307,3 +307,121 @@ def test_fields_v1_round_trip(fields: FieldSet) -> None:
     assert from_fields_v1(encoded) == fields
     # And the encoding itself survives JSON.
     assert from_fields_v1(orjson.loads(orjson.dumps(encoded))) == fields
+
+
+# The create memo: a created object's field set is remembered by its JSON less the stripped
+# metadata; whatever it remembers must be what the walk computes.
+
+POD = schemas.definition_for("", "v1", "Pod")
+_pod_names = st.text(alphabet="abc-", min_size=1, max_size=5)
+_pod_scalars = st.none() | st.booleans() | st.integers(-3, 3) | _pod_names
+_pod_values = st.recursive(
+    _pod_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_pod_names, inner, max_size=3),
+    max_leaves=8,
+)
+_containers = st.lists(
+    st.fixed_dictionaries(
+        {"name": _pod_names},
+        optional={
+            "image": _pod_names,
+            "ports": st.lists(st.fixed_dictionaries({"containerPort": st.integers(1, 3)}), max_size=2),
+            "env": st.lists(
+                st.fixed_dictionaries({"name": _pod_names}, optional={"value": _pod_names}), max_size=2
+            ),
+            "resources": st.fixed_dictionaries(
+                {}, optional={"requests": st.dictionaries(_pod_names, _pod_names)}
+            ),
+        },
+    ),
+    max_size=3,
+)
+_metadata = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": _pod_names,
+        "namespace": _pod_names,
+        "uid": _pod_names,
+        "generation": st.integers(0, 3),
+        "creationTimestamp": st.just(T0),
+        "generateName": _pod_names,
+        "labels": st.dictionaries(_pod_names, _pod_names, max_size=2),
+        "annotations": st.dictionaries(_pod_names, _pod_names, max_size=2),
+        "finalizers": st.lists(_pod_names, max_size=2),
+    },
+)
+
+
+def _pod_update(obj: dict[str, Any], manager: str = "m") -> Any:
+    return mf.update(None, obj, manager=manager, api_version="v1", schema=POD, now=T0)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    meta=_metadata,
+    other_meta=_metadata,
+    containers=_containers,
+    extra=st.dictionaries(st.sampled_from(["hostname", "nodeSelector", "bogus"]), _pod_values, max_size=2),
+    status=st.none() | st.dictionaries(_pod_names, _pod_values, max_size=2),
+)
+def test_remembered_create_field_sets_are_what_the_walk_computes(
+    meta: dict[str, Any],
+    other_meta: dict[str, Any],
+    containers: list[dict[str, Any]],
+    extra: dict[str, Any],
+    status: dict[str, Any] | None,
+) -> None:
+    def make(metadata: dict[str, Any]) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": copy.deepcopy(metadata),
+            "spec": {"containers": copy.deepcopy(containers), **copy.deepcopy(extra)},
+        }
+        if status is not None:
+            obj["status"] = copy.deepcopy(status)
+        return obj
+
+    first, second = make(meta), make(other_meta)
+    mf._CREATED_MEMO.clear()
+    mf._WHOLE_MEMO.clear()
+    fresh_second = _pod_update(second)
+    mf._CREATED_MEMO.clear()
+    mf._WHOLE_MEMO.clear()
+    fresh_first = _pod_update(first)
+    # Now remembered from `first`: `second` may hit (same stripped form) or the member memo.
+    assert _pod_update(second) == fresh_second
+    assert _pod_update(first) == fresh_first
+    # A caller changing what it got must not change what is remembered.
+    if fresh_first:
+        expected = copy.deepcopy(fresh_first)
+        fresh_first[0]["fieldsV1"].clear()
+        assert _pod_update(first) == expected
+
+
+def test_objects_differing_only_in_stripped_metadata_share_one_memo_entry() -> None:
+    mf._CREATED_MEMO.clear()
+    one: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "a", "uid": "1"},
+        "spec": {"hostname": "h"},
+    }
+    two: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "b", "uid": "2"},
+        "spec": {"hostname": "h"},
+    }
+    assert _pod_update(one) == _pod_update(two)
+    assert len(mf._CREATED_MEMO) == 1
+    # a label is not stripped: another entry
+    three = copy.deepcopy(two)
+    three["metadata"]["labels"] = {"x": "y"}
+    assert _pod_update(three)[0]["fieldsV1"]["f:metadata"] == {"f:labels": {".": {}, "f:x": {}}}
+    assert len(mf._CREATED_MEMO) == 2
+    # a stripped field that is not a scalar is walked every time, never remembered
+    odd = copy.deepcopy(one)
+    odd["metadata"]["name"] = {"not": "a name"}
+    _pod_update(odd)
+    assert len(mf._CREATED_MEMO) == 2
