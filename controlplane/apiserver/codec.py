@@ -6,6 +6,8 @@ one over the size limit a 413. Every JSON response ends with a newline, as Go's 
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from typing import Any
 
@@ -64,6 +66,13 @@ async def read_body(request: web.Request) -> bytes:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise errors.RequestEntityTooLarge(message="Request entity too large: limit is 3145728")
+    if length is not None and "Content-Encoding" not in request.headers:
+        # The usual case (a plain Content-Length body, already buffered): one read, no chunk
+        # loop. A compressed body is read as it decompresses: its length is not the header's.
+        try:
+            return await request.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:  # the client went away mid-body
+            return exc.partial
     data = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk
