@@ -7,7 +7,6 @@ one over the size limit a 413. Every JSON response ends with a newline, as Go's 
 from __future__ import annotations
 
 import asyncio
-
 import json
 from typing import Any
 

@@ -102,7 +102,7 @@ class _Follower:
             await self._watch.close()
             self._watch = None
         listed = await self._storage.list(self.prefix)
-        self._graph.reset(self.prefix, [(kv.key, decode(kv)) for kv in listed.items])
+        self._graph.reset_stored(self.prefix, listed.items)
         self._watch = await self._storage.watch(self.prefix, revision=listed.revision)
 
     def catch_up(self) -> bool:
@@ -115,12 +115,8 @@ class _Follower:
         return moved
 
     def _apply(self, events: Iterable[Event]) -> None:
-        graph = self._graph
         for event in events:
-            if event.type == "DELETE":
-                graph.put(self.prefix, event.kv.key, None)
-            elif not graph.unaffected(self.prefix, event.kv):
-                graph.put(self.prefix, event.kv.key, _decode(event.kv))
+            self._graph.put_stored(self.prefix, event.kv.key, None if event.type == "DELETE" else event.kv)
 
     async def run(self) -> None:
         try:
@@ -147,19 +143,27 @@ class _Follower:
                 self._watch = None
 
 
-def _decode(kv: KeyValue) -> dict[str, Any]:
-    return decode(kv)
+# Pod writes held undecoded at most; beyond, they are applied at once.
+_PENDING_LIMIT = 50_000
 
 
 class NodeGraph:
     """Pods bound to nodes and what they reference, PVC -> PV bindings and PV -> secret references.
-    Without a storage it is fed by `put` alone (tests)."""
+    Without a storage it is fed by `put` alone (tests).
+
+    Pod writes arrive as stored bytes and are decoded only when a node's question needs the graph
+    (`has_path`): the latest write of each pod since the last question is kept, so a pod written
+    several times in between (created, bound, its status moved) is decoded once, and the many
+    writes of a busy server between questions cost no decode then. Unbound pods the graph does
+    not hold are never decoded (`unaffected`)."""
 
     def __init__(self, storage: Storage | None = None) -> None:
         self._pods: dict[str, _Pod] = {}  # storage key -> pod
         self._by_node: dict[str, dict[str, _NsName]] = {}  # node -> pod key -> (ns, name)
         self._pvc_volume: dict[_NsName, str] = {}
         self._pv_secrets: dict[str, set[_NsName]] = {}
+        # pod storage key -> its latest write not applied yet (None: deleted)
+        self._pending: dict[str, KeyValue | None] = {}
         self._followers = (
             [_Follower(storage, p, self) for p in (PODS, PVCS, PVS)] if storage is not None else []
         )
@@ -178,10 +182,41 @@ class NodeGraph:
             for follower in self._followers:
                 tg.create_task(follower.run(), name=f"node-graph{follower.prefix}")
 
+    def reset_stored(self, prefix: str, items: Sequence[KeyValue]) -> None:
+        """The prefix as listed: everything before, applied or not, is superseded."""
+        if prefix == PODS:
+            self._pods.clear()
+            self._by_node.clear()
+            self._pending = {kv.key: kv for kv in items}
+            self._check_pending()
+            return
+        self.reset(prefix, [(kv.key, decode(kv)) for kv in items])
+
+    def put_stored(self, prefix: str, key: str, kv: KeyValue | None) -> None:
+        """A write as stored (None: deleted); pods are applied when next asked about."""
+        if prefix == PODS:
+            self._pending[key] = kv
+            self._check_pending()
+        else:
+            self.put(prefix, key, decode(kv) if kv is not None else None)
+
+    def _check_pending(self) -> None:
+        if len(self._pending) > _PENDING_LIMIT:
+            self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for key, kv in pending.items():
+            if kv is None:
+                self._put_pod(key, None)
+            elif not self.unaffected(PODS, kv):
+                self._put_pod(key, decode(kv))
+
     def reset(self, prefix: str, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         if prefix == PODS:
             self._pods.clear()
             self._by_node.clear()
+            self._pending.clear()
         elif prefix == PVCS:
             self._pvc_volume.clear()
         else:
@@ -197,6 +232,7 @@ class NodeGraph:
 
     def put(self, prefix: str, key: str, obj: dict[str, Any] | None) -> None:
         if prefix == PODS:
+            self._pending.pop(key, None)  # superseded by this newer state
             self._put_pod(key, obj)
             return
         meta = (obj or {}).get("metadata") or {}
@@ -249,6 +285,8 @@ class NodeGraph:
 
     def has_path(self, node: str, resource: str, namespace: str, name: str) -> bool:
         """Is the object reachable from `node` (upstream's hasPathFrom)?"""
+        if self._pending:
+            self._apply_pending()
         if resource == "pods":
             return any(ns_name == (namespace, name) for ns_name, _ in self._node_pods(node, namespace))
         if resource == "persistentvolumes":

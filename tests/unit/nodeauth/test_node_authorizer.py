@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from controlplane.apiserver import node_authorizer
 from controlplane.apiserver.authn import UserInfo
 from controlplane.apiserver.authz import Attributes, Decision
 from controlplane.apiserver.node_authorizer import PODS, PVCS, PVS, NodeAuthorizer, NodeGraph
+from controlplane.apiserver.store import decode
 from controlplane.storage import open_storage
 from controlplane.storage.interface import KeyValue
 
@@ -288,3 +290,28 @@ async def test_an_unbound_pod_then_bound_joins_the_graph_through_storage() -> No
                 await runner
     finally:
         await storage.close()
+
+
+def test_pod_writes_are_decoded_when_asked_about_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+
+    def counting(kv: KeyValue) -> dict[str, Any]:
+        decoded.append(kv.key)
+        return decode(kv)
+
+    monkeypatch.setattr(node_authorizer, "decode", counting)
+    graph = NodeGraph()
+    key = f"{PODS}ns/web"
+    for revision, node in enumerate(["node-a", "node-a", "node-b"], start=1):
+        written = pod("web", node, volumes=[{"name": "s", "secret": {"secretName": "tls"}}])
+        graph.put_stored(PODS, key, KeyValue(key, orjson.dumps(written), revision, 1))
+    assert decoded == []  # nothing asked yet
+    assert graph.has_path("node-b", "secrets", "ns", "tls")
+    assert not graph.has_path("node-a", "secrets", "ns", "tls")
+    assert decoded == [key]  # the latest write only, once
+    graph.put_stored(PODS, key, None)
+    assert not graph.has_path("node-b", "secrets", "ns", "tls")
+    # a relist supersedes what was pending
+    graph.put_stored(PODS, key, KeyValue(key, orjson.dumps(pod("web", "node-a")), 9, 9))
+    graph.reset_stored(PODS, [])
+    assert not graph.has_path("node-a", "pods", "ns", "web")
