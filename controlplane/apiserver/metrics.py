@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
+
+from controlplane.loop_metrics import LoopCounter, LoopGauge, LoopHistogram
 
 __all__ = [
     "AUDIT_ERRORS",
@@ -27,12 +29,13 @@ __all__ = [
     "authentication_attempt",
 ]
 
-REQUESTS = Counter(
+# Updated by every request, on the event loop: the lock-free kind (see loop_metrics).
+REQUESTS = LoopCounter(
     "apiserver_request_total",
     "API requests by verb, group, resource, subresource and HTTP code.",
     ["verb", "group", "resource", "subresource", "code"],
 )
-REQUEST_DURATION = Histogram(
+REQUEST_DURATION = LoopHistogram(
     "apiserver_request_duration_seconds",
     "API request latency by verb, group, resource and subresource (watches excluded).",
     ["verb", "group", "resource", "subresource"],
@@ -43,7 +46,7 @@ WATCHES = Gauge(
     "Open watch requests by group and resource.",
     ["group", "resource"],
 )
-INFLIGHT = Gauge(
+INFLIGHT = LoopGauge(
     "apiserver_current_inflight_requests",
     "Requests being served, by kind (readOnly or mutating).",
     ["request_kind"],
@@ -56,7 +59,7 @@ AUTH_FAILURES = Counter(
 
 # Upstream's authentication filter metrics (k8s.io/apiserver/pkg/endpoints/filters/metrics.go).
 # prometheus_client exposes counters with the `_total` suffix: `authentication_attempts_total`.
-AUTHENTICATION_ATTEMPTS = Counter(
+AUTHENTICATION_ATTEMPTS = LoopCounter(
     "authentication_attempts",
     "Counter of authenticated attempts, by result (success, failure: no credentials, error: refused).",
     ["result"],
@@ -73,7 +76,7 @@ SERVICE_ACCOUNT_STALE_TOKENS = Counter(
 SERVICE_ACCOUNT_VALID_TOKENS = Counter(
     "serviceaccount_valid_tokens", "Cumulative valid projected service account tokens used"
 )
-AUTHENTICATED_USER_REQUESTS = Counter(
+AUTHENTICATED_USER_REQUESTS = LoopCounter(
     "authenticated_user_requests",
     "Counter of authenticated requests broken out by username.",
     ["username"],

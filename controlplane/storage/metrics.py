@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from controlplane.loop_metrics import LoopHistogram
+
 __all__ = [
     "COMPACTIONS",
     "CURRENT_REVISION",
@@ -20,7 +22,8 @@ __all__ = [
 
 Operation = Literal["get", "list", "create", "update", "delete"]
 
-OPERATION_DURATION = Histogram(
+# Every storage call is timed, on the event loop: the lock-free kind (see loop_metrics).
+OPERATION_DURATION = LoopHistogram(
     "pinnace_storage_operation_duration_seconds",
     "Latency of storage operations, from call to result (writes include the group commit).",
     ["operation"],
