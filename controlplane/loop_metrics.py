@@ -80,7 +80,11 @@ class _Metric(Generic[_Child]):
     """A labelled family; `labels(...)` makes a child on first use and returns the same one after."""
 
     def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry | None
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -147,15 +151,6 @@ class LoopCounter(_Metric[_CounterChild]):
 
 
 class LoopGauge(_Metric[_GaugeChild]):
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str],
-        registry: CollectorRegistry | None = REGISTRY,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-
     def _new_child(self) -> _GaugeChild:
         return _GaugeChild()
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,7 +16,7 @@ from controlplane.apiserver.authn import UserInfo
 from controlplane.apiserver.authz import Attributes, Decision
 from controlplane.apiserver.node_authorizer import PODS, PVCS, PVS, NodeAuthorizer, NodeGraph
 from controlplane.apiserver.store import decode
-from controlplane.storage import open_storage
+from controlplane.storage import Storage, open_storage
 from controlplane.storage.interface import KeyValue
 
 NODE_A = UserInfo("system:node:node-a", groups=("system:nodes", "system:authenticated"))
@@ -205,40 +207,50 @@ async def test_only_nodes_are_judged() -> None:
     )
 
 
-async def test_graph_follows_storage() -> None:
+@contextlib.asynccontextmanager
+async def following(*pods: dict[str, Any]) -> AsyncIterator[tuple[Storage, NodeAuthorizer]]:
+    """A memory storage holding `pods`, and an authorizer whose graph follows it."""
     storage = open_storage("memory://", compaction_interval=0)
     await storage.start()
     try:
-        await storage.create(f"{PODS}ns/web", orjson.dumps(WEB))
+        for p in pods:
+            await storage.create(f"{PODS}ns/{p['metadata']['name']}", orjson.dumps(p))
         graph = NodeGraph(storage)
         await graph.sync()
-        auth = NodeAuthorizer(graph)
-        assert (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
         runner = asyncio.create_task(graph.run())
         try:
-            moved = pod("web", "node-b", volumes=[{"name": "s", "secret": {"secretName": "tls"}}])
-            kv = await storage.get(f"{PODS}ns/web")
-            assert kv is not None
-            await storage.update(f"{PODS}ns/web", orjson.dumps(moved), expected_revision=kv.mod_revision)
-            for _ in range(100):
-                if not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed:
-                    break
-                await asyncio.sleep(0.01)
-            assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
-            # a pod written a moment ago counts at once (the authorizer catches up before refusing)
-            await storage.create(
-                f"{PODS}ns/new",
-                orjson.dumps(
-                    pod("new", "node-a", volumes=[{"name": "s", "secret": {"secretName": "fresh"}}])
-                ),
-            )
-            assert (await auth.authorize(ask(NODE_A, "get", "secrets", "fresh"))).allowed
+            yield storage, NodeAuthorizer(graph)
         finally:
             runner.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await runner
     finally:
         await storage.close()
+
+
+async def allowed_soon(auth: NodeAuthorizer, attrs: Attributes, *, expected: bool) -> bool:
+    """The decision once the graph has had a moment to follow a write (up to a second)."""
+    for _ in range(100):
+        if (await auth.authorize(attrs)).allowed == expected:
+            break
+        await asyncio.sleep(0.01)
+    return (await auth.authorize(attrs)).allowed
+
+
+async def test_graph_follows_storage() -> None:
+    async with following(WEB) as (storage, auth):
+        assert (await auth.authorize(ask(NODE_A, "get", "secrets", "tls"))).allowed
+        moved = pod("web", "node-b", volumes=[{"name": "s", "secret": {"secretName": "tls"}}])
+        kv = await storage.get(f"{PODS}ns/web")
+        assert kv is not None
+        await storage.update(f"{PODS}ns/web", orjson.dumps(moved), expected_revision=kv.mod_revision)
+        assert not await allowed_soon(auth, ask(NODE_A, "get", "secrets", "tls"), expected=False)
+        # a pod written a moment ago counts at once (the authorizer catches up before refusing)
+        await storage.create(
+            f"{PODS}ns/new",
+            orjson.dumps(pod("new", "node-a", volumes=[{"name": "s", "secret": {"secretName": "fresh"}}])),
+        )
+        assert (await auth.authorize(ask(NODE_A, "get", "secrets", "fresh"))).allowed
 
 
 def test_only_writes_that_can_change_the_graph_are_decoded() -> None:
@@ -265,31 +277,14 @@ def test_only_writes_that_can_change_the_graph_are_decoded() -> None:
 
 
 async def test_an_unbound_pod_then_bound_joins_the_graph_through_storage() -> None:
-    storage = open_storage("memory://", compaction_interval=0)
-    await storage.start()
-    try:
-        graph = NodeGraph(storage)
-        await graph.sync()
-        auth = NodeAuthorizer(graph)
-        runner = asyncio.create_task(graph.run())
-        try:
-            unbound = pod("p", "", volumes=[{"name": "s", "secret": {"secretName": "late"}}])
-            del unbound["spec"]["nodeName"]
-            created = await storage.create(f"{PODS}ns/p", orjson.dumps(unbound))
-            assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed
-            bound = {**unbound, "spec": {**unbound["spec"], "nodeName": "node-a"}}
-            await storage.update(f"{PODS}ns/p", orjson.dumps(bound), expected_revision=created.mod_revision)
-            for _ in range(100):
-                if (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed:
-                    break
-                await asyncio.sleep(0.01)
-            assert (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed
-        finally:
-            runner.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await runner
-    finally:
-        await storage.close()
+    async with following() as (storage, auth):
+        unbound = pod("p", "", volumes=[{"name": "s", "secret": {"secretName": "late"}}])
+        del unbound["spec"]["nodeName"]
+        created = await storage.create(f"{PODS}ns/p", orjson.dumps(unbound))
+        assert not (await auth.authorize(ask(NODE_A, "get", "secrets", "late"))).allowed
+        bound = {**unbound, "spec": {**unbound["spec"], "nodeName": "node-a"}}
+        await storage.update(f"{PODS}ns/p", orjson.dumps(bound), expected_revision=created.mod_revision)
+        assert await allowed_soon(auth, ask(NODE_A, "get", "secrets", "late"), expected=True)
 
 
 def test_pod_writes_are_decoded_when_asked_about_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
