@@ -19,6 +19,7 @@ import bisect
 import itertools
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
@@ -76,7 +77,7 @@ class _HistogramChild:
 _Child = TypeVar("_Child", _CounterChild, _GaugeChild, _HistogramChild)
 
 
-class _Metric(Generic[_Child]):
+class _Metric(ABC, Generic[_Child]):
     """A labelled family; `labels(...)` makes a child on first use and returns the same one after."""
 
     def __init__(
@@ -93,8 +94,8 @@ class _Metric(Generic[_Child]):
         if registry is not None:
             registry.register(self)
 
-    def _new_child(self) -> _Child:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_child(self) -> _Child: ...
 
     def labels(self, *values: object, **by_name: object) -> _Child:
         if by_name:
@@ -110,8 +111,8 @@ class _Metric(Generic[_Child]):
             child = self._children[key] = self._new_child()
         return child
 
-    def _family(self) -> Metric:
-        raise NotImplementedError
+    @abstractmethod
+    def _family(self) -> Metric: ...
 
     def describe(self) -> Iterable[Metric]:
         return [self._family()]
@@ -122,8 +123,8 @@ class _Metric(Generic[_Child]):
             self._add(family, list(key), child)
         yield family
 
-    def _add(self, family: Metric, labels: list[str], child: _Child) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _add(self, family: Metric, labels: list[str], child: _Child) -> None: ...
 
 
 class LoopCounter(_Metric[_CounterChild]):
