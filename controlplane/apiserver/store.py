@@ -25,9 +25,9 @@ __all__ = ["CustomCodec", "ListPage", "ObjectStore", "decode", "raw_object", "tr
 
 
 _METADATA = b'"metadata":{'
-# Prefixes whose decoded latest list `ObjectStore.latest_objects` keeps (the storage's own bound
-# on cached small lists is of the same order).
-_LATEST_PREFIXES = 4096
+# Entries each of ObjectStore's decoded caches keeps: prefixes for `latest_objects`, keys for
+# `get_shared` (the storage's own bound on cached small lists is of the same order).
+_DECODED_ENTRIES = 4096
 
 
 def raw_object(kv: KeyValue) -> bytes:
@@ -219,7 +219,7 @@ class ObjectStore:
         if hit is not None and hit[0] is kv:
             return hit[1]
         obj = decode(kv)
-        if len(self._shared) >= _LATEST_PREFIXES:
+        if len(self._shared) >= _DECODED_ENTRIES:
             self._shared.clear()
         self._shared[key] = (kv, obj)
         return obj
@@ -247,7 +247,7 @@ class ObjectStore:
             and len(after) == len(page.kvs)
             and all(a is b for a, b in zip(after, page.kvs, strict=True))
         ):
-            if len(self._latest) >= _LATEST_PREFIXES:
+            if len(self._latest) >= _DECODED_ENTRIES:
                 self._latest.clear()
             self._latest[prefix] = (after, objects)
         else:
