@@ -48,7 +48,7 @@ from controlplane.apiserver.audit_policy import (
     RequestAuditConfig,
     level_at_least,
 )
-from controlplane.apiserver.authn import UserInfo
+from controlplane.apiserver.authn import AUDIT_ANNOTATIONS, UserInfo
 from controlplane.apiserver.authz import Attributes, Decision
 from controlplane.apiserver.requestinfo import RequestInfo
 
@@ -515,6 +515,7 @@ def middleware(
             long_running=ri.verb == "watch" or ri.subresource in LONG_RUNNING_SUBRESOURCES,
             sensitive=sensitive,
             user_key=user_key,
+            annotations=dict(request.get(AUDIT_ANNOTATIONS) or {}),
         )
         request[_STATE] = state
         auditor.emit(dict(event), "RequestReceived", config.omit_stages)

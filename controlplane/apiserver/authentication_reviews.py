@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from controlplane.api import errors
-from controlplane.apiserver import codec
+from controlplane.apiserver import audit, codec
 from controlplane.apiserver.authn import TokenAuthenticator, UserInfo
 
 __all__ = ["decode_body", "self_subject_review", "token_review", "user_info_json"]
@@ -88,6 +88,10 @@ async def token_review(
         response = None
         status["error"] = exc.message
     if response is not None:
+        # The token was authenticated inside this request, so its annotations go on this
+        # request's audit event, as upstream's TokenReview does (it passes its own context on).
+        for key, value in response.audit_annotations:
+            audit.annotate(request, key, value)
         if audiences and not set(audiences) & set(response.audiences):
             raise errors.InternalError(message="Internal error occurred: error validating audiences")
         status["authenticated"] = True

@@ -20,6 +20,7 @@ credentials is a 401, not a 403 for `system:anonymous`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -110,6 +111,24 @@ class TokenResponse:
 
     user: UserInfo
     audiences: tuple[str, ...] = ()
+    # What the request's audit event should carry (upstream's authenticators add these to the
+    # request context with audit.AddAuditAnnotation), e.g. a stale service account token.
+    audit_annotations: tuple[tuple[str, str], ...] = ()
+
+
+# Audit annotations that authentication adds, kept on the request until the audit middleware
+# (which runs after authentication, and imports this module) starts the request's event.
+AUDIT_ANNOTATIONS = web.RequestKey("authn_audit_annotations", dict[str, str])
+
+
+def annotate_audit(request: web.Request, annotations: Iterable[tuple[str, str]]) -> None:
+    """Keep `annotations` for the request's audit event; the first value of a key wins, as with
+    upstream's AddAuditAnnotation."""
+    kept = request.get(AUDIT_ANNOTATIONS)
+    for key, value in annotations:
+        if kept is None:
+            kept = request[AUDIT_ANNOTATIONS] = {}
+        kept.setdefault(key, value)
 
 
 class TokenAuthenticator(Protocol):
@@ -313,7 +332,7 @@ class BearerTokenAuthenticator:
                 granted = tuple(a for a in requested if a in self._api_audiences)
                 if not granted:
                     continue
-                response = TokenResponse(response.user, granted)
+                response = dataclasses.replace(response, audiences=granted)
             return response
         raise errors.Unauthorized(message="; ".join(failures) if failures else "invalid bearer token")
 
@@ -321,7 +340,9 @@ class BearerTokenAuthenticator:
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
             return None
-        return (await self.authenticate_token(token)).user
+        response = await self.authenticate_token(token)
+        annotate_audit(request, response.audit_annotations)
+        return response.user
 
 
 # --- composition -------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ POD_UID_KEY = "authentication.kubernetes.io/pod-uid"
 NODE_NAME_KEY = "authentication.kubernetes.io/node-name"
 NODE_UID_KEY = "authentication.kubernetes.io/node-uid"
 CREDENTIAL_ID_KEY = "authentication.kubernetes.io/credential-id"
+STALE_TOKEN_ANNOTATION = "authentication.k8s.io/stale-token"  # an audit annotation
 
 LEGACY_TOKEN_INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since"
 LEGACY_TOKEN_LAST_USED_LABEL = "kubernetes.io/legacy-token-last-used"
@@ -378,6 +379,24 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _staleness(claims: Mapping[str, Any], now: float) -> tuple[tuple[str, str], ...]:
+    """Upstream's check of the `warnafter` claim of an extended projected token (claims.go): used
+    before it, the token counts as valid; used after it, as stale, and the request's audit event
+    gets `authentication.k8s.io/stale-token`, so that operators can find the clients that never
+    reread their token. Tokens without the claim count as neither."""
+    kube = claims.get("kubernetes.io")
+    warn_after = _number(kube.get("warnafter")) if isinstance(kube, Mapping) else None
+    if not warn_after:
+        return ()
+    if now <= warn_after:
+        metrics.SERVICE_ACCOUNT_VALID_TOKENS.inc()
+        return ()
+    metrics.SERVICE_ACCOUNT_STALE_TOKENS.inc()
+    detail = f"subject: {claims.get('sub', '')}, seconds after warning threshold: {int(now - warn_after)}"
+    log.info("stale token used: %s", detail)
+    return ((STALE_TOKEN_ANNOTATION, detail),)
+
+
 def _deleted_before(obj: Mapping[str, Any], cutoff: float) -> bool:
     stamp = _meta(obj).get("deletionTimestamp")
     if not isinstance(stamp, str):
@@ -442,14 +461,15 @@ class ServiceAccountTokenAuthenticator:
                 message=f"token audiences {_go_quote(token_audiences)} is invalid for the target audiences "
                 f"{_go_quote(requested)}"
             )
+        now = self._clock()
         try:
             if legacy:
                 user = await self._validate_legacy(token, claims)
             else:
-                user = await self._validate_bound(claims)
+                user = await self._validate_bound(claims, now)
         except _Invalid as exc:
             raise errors.Unauthorized(message=str(exc)) from None
-        return TokenResponse(user=user, audiences=tuple(granted))
+        return TokenResponse(user=user, audiences=tuple(granted), audit_annotations=_staleness(claims, now))
 
     def _verify(self, token: str) -> dict[str, Any]:
         failures: list[str] = []
@@ -497,8 +517,7 @@ class ServiceAccountTokenAuthenticator:
                 "service account token claims could not be validated due to unexpected validation error"
             )
 
-    async def _validate_bound(self, claims: Mapping[str, Any]) -> UserInfo:
-        now = self._clock()
+    async def _validate_bound(self, claims: Mapping[str, Any], now: float) -> UserInfo:
         self._check_times(claims, now)
         kube = claims.get("kubernetes.io")
         kube = kube if isinstance(kube, Mapping) else {}
@@ -538,17 +557,6 @@ class ServiceAccountTokenAuthenticator:
         jti = claims.get("jti")
         if isinstance(jti, str) and jti:
             extra[CREDENTIAL_ID_KEY] = (f"JTI={jti}",)
-        warn_after = _number(kube.get("warnafter"))
-        if warn_after:
-            if now > warn_after:
-                metrics.SERVICE_ACCOUNT_STALE_TOKENS.inc()
-                log.info(
-                    "stale token used: subject %s, seconds after warning threshold: %d",
-                    claims.get("sub", ""),
-                    int(now - warn_after),
-                )
-            else:
-                metrics.SERVICE_ACCOUNT_VALID_TOKENS.inc()
         return _service_account_user(namespace, sa_ref.name, sa_ref.uid, extra)
 
     async def _check_bound(

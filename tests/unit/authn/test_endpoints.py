@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from controlplane.__main__ import _max_token_expiration
 from controlplane.api.resources import default_registry
 from controlplane.apiserver import app as app_module
-from controlplane.apiserver import authn_endpoints
+from controlplane.apiserver import audit, authn_endpoints
 from controlplane.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
+from controlplane.apiserver.audit_policy import parse_policy
 from controlplane.apiserver.authz import Attributes, Decision
 from controlplane.apiserver.context import ServerContext
 from controlplane.apiserver.server import _bootstrap
@@ -54,13 +57,32 @@ class AllowAll:
 
 class Env:
     def __init__(
-        self, client: Client, ctx: ServerContext, objects: ObjectCache, static: str, issuer: TokenIssuer
+        self,
+        client: Client,
+        ctx: ServerContext,
+        objects: ObjectCache,
+        static: str,
+        issuer: TokenIssuer,
+        audited: audit.ListBackend,
     ) -> None:
         self.client = client
         self.ctx = ctx
         self.objects = objects
         self.static = static  # a token-file token: the "admin" of these tests
         self.issuer = issuer
+        self.audited = audited  # every request's audit events, at Metadata level
+
+    def audit_annotations(self, method: str, path: str) -> dict[str, str]:
+        """The annotations of the last completed request to `path`."""
+        verb = {"GET": "list", "POST": "create"}[method]
+        events = [
+            e
+            for e in self.audited.events
+            if e["stage"] == "ResponseComplete" and e["requestURI"] == path and e["verb"] == verb
+        ]
+        assert events, f"no audit event for {method} {path}"
+        annotations: dict[str, str] = events[-1].get("annotations", {})
+        return annotations
 
     async def call(
         self, method: str, path: str, token: str | None = None, body: Any = None
@@ -105,13 +127,21 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     (pki_dir / "sa.key").write_bytes(key)
     (pki_dir / "sa.key").chmod(0o600)
     authentication = await authn_endpoints.build(ctx, pki_dir, token_file=token_file, lookup_ttl=0.0)
+    audited = audit.ListBackend()
+    auditor = audit.Auditor(
+        parse_policy({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Metadata"}]}),
+        audited,
+    )
     app = app_module.create_app(
-        ctx, app_module.AppSettings(authenticator=authentication.authenticator, authorizer=AllowAll())
+        ctx,
+        app_module.AppSettings(
+            authenticator=authentication.authenticator, authorizer=AllowAll(), auditor=auditor
+        ),
     )
     app.middlewares.append(authn_endpoints.middleware(authentication.endpoints))
     client: Client = TestClient(TestServer(app))
     await client.start_server()
-    e = Env(client, ctx, authentication.objects, "admin-token", authentication.endpoints.issuer)
+    e = Env(client, ctx, authentication.objects, "admin-token", authentication.endpoints.issuer, audited)
     await e.create("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "bob"}})
     try:
         yield e
@@ -159,6 +189,48 @@ async def test_token_request_issues_a_working_token(env: Env) -> None:
     for path in ("/api/v1/namespaces", "/apis", "/version", "/api/v1/namespaces/default/pods/x"):
         status, body = await env.call("GET", path, token)
         assert (status, body) == (401, UNAUTHORIZED), path
+
+
+async def test_stale_projected_token_is_named_in_the_audit_log(env: Env) -> None:
+    """The kubelet's projected token (3607 s, extended to a year) still works after its
+    `warnafter`. Each request made with it then gets upstream's `authentication.k8s.io/stale-token`
+    audit annotation, and so does a TokenReview of it. A fresh token gets none."""
+    await env.create(
+        "/api/v1/namespaces/default/pods",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"serviceAccountName": "bob", "containers": [{"name": "c", "image": "nginx"}]},
+        },
+    )
+    ref = {"kind": "Pod", "apiVersion": "v1", "name": "web"}
+    env.issuer.clock = lambda: time.time() - 7200  # issued two hours ago: warnafter was ~1 h ago
+    status, out = await env.token(boundObjectRef=ref, expirationSeconds=3607)
+    assert status == 201, out
+    stale = out["status"]["token"]
+    env.issuer.clock = time.time
+    status, out = await env.token(boundObjectRef=ref, expirationSeconds=3607)
+    assert status == 201, out
+    fresh = out["status"]["token"]
+
+    path = "/api/v1/namespaces/default/configmaps"
+    status, _ = await env.call("GET", path, stale)
+    assert status == 200
+    found = re.fullmatch(
+        r"subject: system:serviceaccount:default:bob, seconds after warning threshold: (\d+)",
+        env.audit_annotations("GET", path)["authentication.k8s.io/stale-token"],
+    )
+    assert found is not None and 3590 <= int(found.group(1)) <= 3700
+    status, _ = await env.call("GET", path, fresh)
+    assert status == 200
+    assert "authentication.k8s.io/stale-token" not in env.audit_annotations("GET", path)
+
+    reviews = "/apis/authentication.k8s.io/v1/tokenreviews"
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": stale}}
+    status, out = await env.call("POST", reviews, body=review)
+    assert status == 201 and out["status"]["authenticated"] is True, out
+    assert env.audit_annotations("POST", reviews)["authentication.k8s.io/stale-token"].startswith(
+        "subject: system:serviceaccount:default:bob, seconds after warning threshold: "
+    )
 
 
 async def test_max_token_expiration_caps_what_is_issued(env: Env) -> None:

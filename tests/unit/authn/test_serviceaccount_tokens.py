@@ -395,11 +395,21 @@ async def test_projected_tokens_used_past_warnafter_are_counted_stale(objects: O
     )
     before = counts()
     clock.now = T0 + 3600
-    assert await auth.authenticate_token(token) is not None
+    fresh = await auth.authenticate_token(token)
+    assert fresh is not None and fresh.audit_annotations == ()
     assert counts() == (before[0] + 1, before[1])
     clock.now = T0 + 3608
-    assert await auth.authenticate_token(token) is not None
+    stale = await auth.authenticate_token(token)
+    assert stale is not None
     assert counts() == (before[0] + 1, before[1] + 1)
+    # ... and the request's audit event is told so, worded as upstream's claims.go words it.
+    assert stale.audit_annotations == (
+        (
+            "authentication.k8s.io/stale-token",
+            "subject: system:serviceaccount:ns:bob, seconds after warning threshold: 1",
+        ),
+    )
     plain = _token(_claims())  # no warnafter: neither counter moves
-    assert await auth.authenticate_token(plain) is not None
+    response = await auth.authenticate_token(plain)
+    assert response is not None and response.audit_annotations == ()
     assert counts() == (before[0] + 1, before[1] + 1)
