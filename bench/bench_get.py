@@ -18,21 +18,32 @@ import statistics
 
 import aiohttp
 import loadgen
+import orjson
 from common import (
     BaselineServer,
     BenchResult,
     CpuMeter,
     Row,
+    make_pod,
     namespace_body,
     pin_self_to_client_cpu,
     pinnace_server,
-    pod_bytes,
     pods_path,
     print_result,
     scratch_dir,
 )
 
 POD_NAME = "checkout-7d9c5b8f6d-x2x4q"
+# No scheduler serves this name, so nothing writes the pod after it is created. Under the
+# default scheduler the pod (there are no nodes) gets a PodScheduled=False condition a moment
+# after its create, and the bytes read first would no longer be the bytes served.
+UNSERVED_SCHEDULER = "bench-get-no-scheduler"
+
+
+def _pod() -> bytes:
+    pod = make_pod(POD_NAME)
+    pod["spec"]["schedulerName"] = UNSERVED_SCHEDULER
+    return orjson.dumps(pod)
 
 
 async def _prepare(url: str, ssl_ctx: ssl.SSLContext) -> bytes:
@@ -41,7 +52,7 @@ async def _prepare(url: str, ssl_ctx: ssl.SSLContext) -> bytes:
         headers = {"Content-Type": "application/json"}
         async with sess.post(url + "/api/v1/namespaces", data=namespace_body(), headers=headers) as resp:
             assert resp.status in (201, 409), await resp.text()
-        async with sess.post(url + pods_path(), data=pod_bytes(POD_NAME), headers=headers) as resp:
+        async with sess.post(url + pods_path(), data=_pod(), headers=headers) as resp:
             assert resp.status == 201, await resp.text()
         async with sess.get(url + pods_path() + "/" + POD_NAME) as resp:
             assert resp.status == 200
