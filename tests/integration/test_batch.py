@@ -10,7 +10,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -438,21 +438,28 @@ async def test_cronjob_fires_on_schedule_and_forbid_waits(
                 "jobTemplate": {"metadata": {"labels": {"app": "tick"}}, "spec": template["spec"]},
             },
         }
-        await api.create(R.CRONJOBS, manifest, ns)
+        created = await api.create(R.CRONJOBS, manifest, ns)
 
         async def jobs() -> list[Obj]:
             return list((await api.list(R.JOBS, ns))["items"])
 
         await asyncio.sleep(0.3)
         assert await jobs() == []
-        clock.advance(61)  # past the next minute boundary
+        # Ten seconds past the minute after the creation, so that every later step lands at a
+        # known second of its minute. (A fixed 61 s step from the real time made the test depend
+        # on it: from second 59, the one-second step before the Job completes crossed into a
+        # further minute, and the late activation came a minute later than asserted.)
+        born = datetime.fromisoformat(created["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        target = born.replace(second=10, microsecond=0) + timedelta(minutes=1)
+        clock.advance((target - clock.now()).total_seconds())
 
         async def one_job() -> list[Obj]:
             return await jobs()
 
         first = (await eventually(one_job))[0]
         scheduled = first["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
-        minutes = int(datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp()) // 60
+        assert scheduled == rfc3339(target.replace(second=0))
+        minutes = int(target.timestamp()) // 60
         assert first["metadata"]["name"] == f"tick-{minutes}"
         assert first["metadata"]["labels"]["app"] == "tick"
         assert first["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
@@ -503,7 +510,7 @@ async def test_cronjob_fires_on_schedule_and_forbid_waits(
 
         status = await eventually(second_started)
         assert len(await jobs()) == 2
-        held_back = int(datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp()) // 60 + 1
+        held_back = minutes + 1
         assert [ref["name"] for ref in status["active"]] == [f"tick-{held_back}"]
 
         async def recorded() -> bool:
