@@ -304,12 +304,15 @@ async def _serve(
     from controlplane.controllers.runtime import LeaderElectionConfig
     from controlplane.scheduler import run_scheduler
 
+    # Signals are handled from before the server starts: it serves (and /readyz answers) while
+    # its last start-up writes are still in flight, and a SIGTERM then must stop it cleanly,
+    # not kill it by the default action.
+    stop = stop or _stop_on_signals()
     running = await server.start(config)
     if announce:
         print(f"Pinnace API server listening on {running.url}", flush=True)
         print(f"Admin kubeconfig: {config.kubeconfig_path}", flush=True)
         print(f"  export KUBECONFIG={config.kubeconfig_path}", flush=True)
-    stop = stop or _stop_on_signals()
     # Each component on its own identity and upstream's role for it, not the admin credential.
     client = Client(
         load_kubeconfig(config.controller_manager_kubeconfig_path),

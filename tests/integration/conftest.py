@@ -66,7 +66,8 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_server(data_dir: Path, *extra: str, port: int | None = None, timeout: float = 60) -> ServerProcess:
+def spawn_server(data_dir: Path, *extra: str, port: int | None = None) -> ServerProcess:
+    """`pinnace server` started, not yet ready."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
@@ -89,7 +90,12 @@ def start_server(data_dir: Path, *extra: str, port: int | None = None, timeout: 
         stderr=subprocess.STDOUT,
         cwd=REPO,
     )
-    server = ServerProcess(data_dir, port, process, log_path)
+    return ServerProcess(data_dir, port, process, log_path)
+
+
+def start_server(data_dir: Path, *extra: str, port: int | None = None, timeout: float = 60) -> ServerProcess:
+    server = spawn_server(data_dir, *extra, port=port)
+    process = server.process
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
