@@ -80,6 +80,9 @@ class ResourceInfo:
     # Stored-version facts for custom resources (version served vs. the version kept in storage).
     storage_version: str = ""
     custom: bool = False
+    # A built-in kind kept in another group's storage, as that group's apiVersion: events.k8s.io/v1
+    # Events are stored, and served, as core/v1 Events ("v1"); controlplane.api.event_versions.
+    stored_as: str = ""
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -106,8 +109,10 @@ class ResourceInfo:
     @property
     def storage_prefix(self) -> str:
         """Keys are `/registry/<group or core>/<plural>/[<namespace>/]<name>`; one prefix per resource
-        shared by every version of it, so all versions read and write the same objects."""
-        return f"/registry/{self.group or 'core'}/{self.plural}/"
+        shared by every version of it, so all versions read and write the same objects. A kind
+        stored as another group's (`stored_as`) shares that group's keys."""
+        group = self.stored_as.rpartition("/")[0] if self.stored_as else self.group
+        return f"/registry/{group or 'core'}/{self.plural}/"
 
     def key(self, namespace: str, name: str) -> str:
         if self.namespaced:
@@ -147,6 +152,7 @@ def _r(
     subresources: tuple[Subresource, ...] = (),
     generation: bool = False,
     verbs: tuple[str, ...] = ALL_VERBS,
+    stored_as: str = "",
 ) -> ResourceInfo:
     return ResourceInfo(
         group=group,
@@ -160,6 +166,7 @@ def _r(
         status_subresource=_STATUS in subresources,
         tracks_generation=generation,
         verbs=verbs,
+        stored_as=stored_as,
     )
 
 
@@ -307,7 +314,7 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     ),
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", generation=True),
-    _r("events.k8s.io", "v1", "Event", "events", short=("ev",)),
+    _r("events.k8s.io", "v1", "Event", "events", short=("ev",), stored_as="v1"),
     _r(
         "policy",
         "v1",

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controlplane.api import certificates, errors, names
+from controlplane.api import certificates, errors, event_versions, names
 from controlplane.api.errors import Cause
 from controlplane.api.resources import ResourceInfo
 from controlplane.api.selectors import LabelSelector, Operator, Requirement
@@ -846,6 +846,112 @@ def _csr(obj: Obj, old: Obj | None, errs: _Errors) -> None:
     errs.causes.extend(certificates.validate(obj, old, allow_certificate=True))
 
 
+# --- events (pkg/apis/core/validation/events.go) ----------------------------------------------
+# Upstream validates the internal (core-shaped) Event, so an events.k8s.io/v1 Event is checked
+# in its core/v1 form and its errors name the core fields ("message", "firstTimestamp").
+
+_REPORTING_INSTANCE_LIMIT = 128
+_ACTION_LIMIT = 128
+_REASON_LIMIT = 128
+_NOTE_LIMIT = 1024
+
+
+def _legacy_event(event: Obj, reporting_field: str, errs: _Errors) -> None:
+    """`legacyValidateEvent`: every Event, through either group, on create and update."""
+    namespace = str(_d(event.get("metadata")).get("namespace") or "")
+    involved_namespace = str(_d(event.get("involvedObject")).get("namespace") or "")
+    if not event.get("eventTime"):
+        # An "old" Event (no eventTime): its namespace and its object's must agree.
+        if (involved_namespace and namespace != involved_namespace) or (
+            not involved_namespace and namespace not in ("", "default")
+        ):
+            errs.invalid("involvedObject.namespace", involved_namespace, "does not match event.namespace")
+    else:
+        if not involved_namespace and namespace not in ("default", "kube-system"):
+            errs.invalid("involvedObject.namespace", involved_namespace, "does not match event.namespace")
+        controller = str(event.get("reportingComponent") or "")
+        if not controller:
+            errs.required(reporting_field)
+        errs.invalid_each(reporting_field, controller, names.is_qualified_name(controller))
+        instance = str(event.get("reportingInstance") or "")
+        if not instance:
+            errs.required("reportingInstance")
+        if len(instance) > _REPORTING_INSTANCE_LIMIT:
+            errs.invalid("reportingInstance", "", f"can have at most {_REPORTING_INSTANCE_LIMIT} characters")
+        action = str(event.get("action") or "")
+        if not action:
+            errs.required("action")
+        if len(action) > _ACTION_LIMIT:
+            errs.invalid("action", "", f"can have at most {_ACTION_LIMIT} characters")
+        reason = str(event.get("reason") or "")
+        if not reason:
+            errs.required("reason")
+        if len(reason) > _REASON_LIMIT:
+            errs.invalid("reason", "", f"can have at most {_REASON_LIMIT} characters")
+        if len(str(event.get("message") or "")) > _NOTE_LIMIT:
+            errs.invalid("message", "", f"can have at most {_NOTE_LIMIT} characters")
+    errs.invalid_each("namespace", namespace, names.is_dns1123_subdomain(namespace))
+
+
+def _event_series(event: Obj, errs: _Errors) -> None:
+    series = event.get("series")
+    if isinstance(series, Mapping):
+        count = series.get("count")
+        if not isinstance(count, int) or count < 2:
+            errs.invalid("series.count", "", "should be at least 2")
+        if not series.get("lastObservedTime"):
+            errs.required("series.lastObservedTime")
+
+
+def _core_event(obj: Obj, old: Obj | None, errs: _Errors) -> None:
+    # Through core/v1 only the legacy rules apply, on create and on update (backwards compatibility).
+    _legacy_event(obj, "reportingComponent", errs)
+
+
+_EVENT_IMMUTABLE = (
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "action",
+    "related",
+)
+
+
+def _events_v1_event(obj: Obj, old: Obj | None, errs: _Errors) -> None:
+    """`ValidateEventCreate`/`ValidateEventUpdate` for a request through events.k8s.io/v1."""
+    event = event_versions.to_core(obj)
+    _legacy_event(event, "reportingController", errs)
+    if old is None:
+        _event_series(event, errs)
+        if not event.get("eventTime"):
+            errs.required("eventTime")
+        kind = event.get("type")
+        if kind not in ("Normal", "Warning"):
+            errs.invalid("type", "", f"has invalid value: {'' if kind is None else kind}")
+        for name in ("firstTimestamp", "lastTimestamp"):
+            if event.get(name):
+                errs.invalid(name, "", "needs to be unset")
+        if event.get("count"):
+            errs.invalid("count", "", "needs to be unset")
+        source = _d(event.get("source"))
+        if source.get("component") or source.get("host"):
+            errs.invalid("source", "", "needs to be unset")
+        return
+    before = event_versions.to_core(old)
+    if event.get("series") != before.get("series"):
+        _event_series(event, errs)
+    for name in _EVENT_IMMUTABLE:
+        errs.immutable(name, event.get(name), before.get(name))
+    errs.immutable("reportingController", event.get("reportingComponent"), before.get("reportingComponent"))
+    errs.immutable("reportingInstance", event.get("reportingInstance"), before.get("reportingInstance"))
+
+
 _KIND_RULES: dict[tuple[str, str], Callable[[Obj, Obj | None, _Errors], None]] = {
     ("", "pods"): _pod,
     ("", "services"): _service,
@@ -860,6 +966,8 @@ _KIND_RULES: dict[tuple[str, str], Callable[[Obj, Obj | None, _Errors], None]] =
     ("batch", "jobs"): _job,
     ("batch", "cronjobs"): _cron_job,
     ("certificates.k8s.io", "certificatesigningrequests"): _csr,
+    ("", "events"): _core_event,
+    ("events.k8s.io", "events"): _events_v1_event,
 }
 
 

@@ -98,10 +98,15 @@ def _legacy_resource(info: ResourceInfo) -> Document:
         doc["shortNames"] = list(info.short_names)
     if info.categories:
         doc["categories"] = list(info.categories)
-    # A custom resource hashes its storage version, as upstream: every served version shares it.
-    doc["storageVersionHash"] = storage_version_hash(
-        info.group, info.storage_version or info.version, info.kind
-    )
+    # A custom resource hashes its storage version, as upstream: every served version shares it;
+    # a kind stored as another group's (events.k8s.io's Events) hashes that group's.
+    if info.stored_as:
+        stored_group, _, stored_version = info.stored_as.rpartition("/")
+        doc["storageVersionHash"] = storage_version_hash(stored_group, stored_version, info.kind)
+    else:
+        doc["storageVersionHash"] = storage_version_hash(
+            info.group, info.storage_version or info.version, info.kind
+        )
     return doc
 
 

@@ -17,6 +17,7 @@ import orjson
 from controlplane.api import errors
 from controlplane.api.patch._smp_json import json_copy
 from controlplane.api.resources import ResourceInfo
+from controlplane.apiserver.stored_as import StoredAsCodec
 from controlplane.storage import errors as storage_errors
 from controlplane.storage.interface import Event, KeyValue, Storage, Trigger, Watch
 from controlplane.storage.revlog import FutureRevision
@@ -141,7 +142,8 @@ def _status_of(exc: BaseException, info: ResourceInfo, name: str) -> errors.Stat
 
 
 class CustomCodec(Protocol):
-    """Custom resources between the version served and the version stored (the CRD machinery)."""
+    """A kind between the form served and the form stored: custom resources (the CRD machinery)
+    and built-in kinds stored as another group's (`controlplane.apiserver.stored_as`)."""
 
     async def from_storage(self, info: ResourceInfo, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Stored objects as `info.version` serves them (converted, defaulted); in place allowed."""
@@ -164,18 +166,28 @@ class ObjectStore:
     def __init__(self, storage: Storage, custom: CustomCodec | None = None) -> None:
         self.storage = storage
         self.custom = custom
+        self._stored_as = StoredAsCodec()
         # prefix -> (the storage's cached list, by identity; its objects decoded)
         self._latest: dict[str, tuple[Sequence[KeyValue], list[dict[str, Any]]]] = {}
         # key -> (the storage's KeyValue, by identity; the object decoded)
         self._shared: dict[str, tuple[KeyValue, dict[str, Any]]] = {}
 
+    def _codec(self, info: ResourceInfo) -> CustomCodec | None:
+        """What converts `info`'s objects between served and stored form, if anything does."""
+        if info.custom:
+            return self.custom
+        if info.stored_as and self._stored_as.handles(info):
+            return self._stored_as
+        return None
+
     def _converts(self, info: ResourceInfo) -> bool:
-        return info.custom and self.custom is not None
+        return self._codec(info) is not None
 
     async def _read(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        if self.custom is None or not info.custom:
+        codec = self._codec(info)
+        if codec is None:
             return obj
-        return (await self.custom.from_storage(info, [obj]))[0]
+        return (await codec.from_storage(info, [obj]))[0]
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> dict[str, Any]:
         async with translated(info, name):
@@ -266,10 +278,25 @@ class ObjectStore:
     ) -> ListPage:
         """A page of objects. With a predicate and a limit, keeps reading until `limit` objects
         match or the prefix is exhausted, like upstream's paging with selectors."""
-        if self.custom is not None and info.custom:
-            return await self._list_custom(
+        if self._converts(info):
+            return await self._list_converted(
                 info, namespace, revision=revision, limit=limit, start_after=start_after, predicate=predicate
             )
+        return await self._list_stored(
+            info, namespace, revision=revision, limit=limit, start_after=start_after, predicate=predicate
+        )
+
+    async def _list_stored(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        *,
+        revision: int | None,
+        limit: int,
+        start_after: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> ListPage:
+        """`list` of the stored objects as they are stored."""
         prefix = info.list_prefix(namespace)
         kvs: list[KeyValue] = []
         matched: list[dict[str, Any]] = []
@@ -310,7 +337,7 @@ class ObjectStore:
                         decoded=matched if predicate is not None else None,
                     )
 
-    async def _list_custom(
+    async def _list_converted(
         self,
         info: ResourceInfo,
         namespace: str | None,
@@ -321,11 +348,12 @@ class ObjectStore:
         predicate: Callable[[dict[str, Any]], bool] | None,
     ) -> ListPage:
         """Selectors see the served version of each object (converted, defaulted), as upstream's."""
-        assert self.custom is not None
-        page = await ObjectStore(self.storage).list(
+        codec = self._codec(info)
+        assert codec is not None
+        page = await self._list_stored(
             info, namespace, revision=revision, limit=0 if predicate else limit, start_after=start_after
         )
-        objects = await self.custom.from_storage(info, page.items)
+        objects = await codec.from_storage(info, page.items)
         if predicate is None:
             return ListPage(
                 page.kvs,
@@ -362,8 +390,9 @@ class ObjectStore:
         return raw_object(kv)
 
     async def _stored_form(self, info: ResourceInfo, obj: dict[str, Any]) -> bytes:
-        if self.custom is not None and info.custom:
-            return _encode(await self.custom.to_storage(info, obj))
+        codec = self._codec(info)
+        if codec is not None:
+            return _encode(await codec.to_storage(info, obj))
         return _encode(obj)
 
     async def create(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
@@ -400,8 +429,9 @@ class ObjectStore:
     ) -> Watch:
         async with translated(info):
             watch = await self.storage.watch(info.list_prefix(namespace), revision=revision, trigger=trigger)
-        if self.custom is not None and info.custom:
-            return self.custom.watch(info, _ConvertingWatch(watch, info, self.custom))
+        codec = self._codec(info)
+        if codec is not None:
+            return codec.watch(info, _ConvertingWatch(watch, info, codec))
         return watch
 
     async def current_revision(self) -> int:
@@ -418,7 +448,8 @@ def event_objects(event: Event) -> tuple[dict[str, Any] | None, dict[str, Any]]:
 
 
 class _ConvertingWatch:
-    """A watch of custom resources whose events carry the served version of each object.
+    """A watch whose events carry the served version of each object (custom resources, and
+    built-in kinds stored as another group's).
 
     Events are rebuilt with converted, defaulted values (encoded like stored ones, so the watch
     code's byte splicing still applies). Watchers share decoded events by (revision, key), so a
@@ -429,7 +460,12 @@ class _ConvertingWatch:
         self._inner = inner
         self._info = info
         self._codec = codec
-        self._suffix = "" if info.version == info.storage_version else f"\x00{info.version}"
+        # Custom resources: the storage version's events are shared as they are. A built-in kind
+        # stored as another group's is never served as stored.
+        if info.stored_as:
+            self._suffix = f"\x00{info.api_version}"
+        else:
+            self._suffix = "" if info.version == info.storage_version else f"\x00{info.version}"
         self._yielded = 0  # the revision of the last event handed out
 
     async def _kv(self, kv: KeyValue) -> KeyValue:

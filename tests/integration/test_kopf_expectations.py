@@ -420,11 +420,6 @@ def test_events_with_old_and_new_fields_are_accepted(api: Api, ns: str) -> None:
     assert [e["metadata"]["name"] for e in listed.body["items"]] == [event["metadata"]["name"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server gap: events.k8s.io/v1 events are stored apart from core/v1 events; upstream serves one "
-    "resource in both groups (GET /apis/events.k8s.io/v1/namespaces/<ns>/events/<core event name> is 404)",
-)
 def test_kopf_events_are_seen_through_events_k8s_io(api: Api, ns: str) -> None:
     obj = create_configmap(api, ns, "cm")
     involved = {

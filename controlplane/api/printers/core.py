@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from controlplane.api import event_versions
 from controlplane.api.printers.common import (
     AGE,
     CONTAINERS,
@@ -37,7 +38,7 @@ from controlplane.api.printers.common import (
     since,
 )
 
-__all__ = ["PRINTERS", "event_from_events_v1"]
+__all__ = ["PRINTERS"]
 
 _NONE = "<none>"
 _UNKNOWN = "<unknown>"
@@ -430,25 +431,6 @@ _NODE = Printer(
 # --- events -----------------------------------------------------------------------------------
 
 
-def event_from_events_v1(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """An `events.k8s.io/v1` Event under its core/v1 field names (upstream's conversion)."""
-    return {
-        "metadata": obj.get("metadata"),
-        "involvedObject": obj.get("regarding"),
-        "reason": obj.get("reason"),
-        "message": obj.get("note"),
-        "source": obj.get("deprecatedSource"),
-        "firstTimestamp": obj.get("deprecatedFirstTimestamp"),
-        "lastTimestamp": obj.get("deprecatedLastTimestamp"),
-        "count": obj.get("deprecatedCount"),
-        "type": obj.get("type"),
-        "eventTime": obj.get("eventTime"),
-        "series": obj.get("series"),
-        "reportingComponent": obj.get("reportingController"),
-        "reportingInstance": obj.get("reportingInstance"),
-    }
-
-
 def _event_source(obj: Mapping[str, Any]) -> str:
     """`formatEventSource`: component (or reporting controller), then ", host" when known."""
     source = as_map(obj.get("source"))
@@ -500,7 +482,7 @@ _EVENT_COLUMNS = (
     Column("Name", description=Doc("meta.v1.ObjectMeta", "name"), priority=1, format="name"),
 )
 _EVENT = Printer(_EVENT_COLUMNS, _event_row)
-_EVENT_V1 = Printer(_EVENT_COLUMNS, lambda obj, now: _event_row(event_from_events_v1(obj), now))
+_EVENT_V1 = Printer(_EVENT_COLUMNS, lambda obj, now: _event_row(event_versions.to_core(obj), now))
 
 # --- config, secrets, accounts ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from controlplane.api.resources import Registry, ResourceInfo, Subresource, default_registry
 from controlplane.apiserver import discovery
+from controlplane.apiserver.discovery import api_resource_list
 
 # Accept headers copied from kubectl requests (client-compat.md 1.1).
 ACCEPT_KUBECTL_127 = (
@@ -141,6 +142,16 @@ def test_storage_version_hash_matches_upstream_algorithm() -> None:
     # Distinct kinds, distinct hashes; the value is 8 bytes in standard base64.
     assert discovery.storage_version_hash("", "v1", "Node") != discovery.storage_version_hash("", "v1", "Pod")
     assert len(discovery.storage_version_hash("x", "v1", "Y")) == 12
+
+
+def test_events_k8s_io_hashes_the_core_storage_it_shares(registry: Registry) -> None:
+    # events.k8s.io/v1 Events are stored as core/v1 Events, so both groups report one hash.
+    core = api_resource_list(registry, "", "v1")
+    new = api_resource_list(registry, "events.k8s.io", "v1")
+    assert core is not None and new is not None
+    core_hash = _by_name(core)["events"]["storageVersionHash"]
+    assert core_hash == discovery.storage_version_hash("", "v1", "Event")
+    assert _by_name(new)["events"]["storageVersionHash"] == core_hash
 
 
 def _split_like_client_go(doc: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:

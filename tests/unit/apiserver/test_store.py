@@ -137,3 +137,77 @@ async def test_shared_point_reads_follow_every_write(tmp_path: Path) -> None:
         assert second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
         await store.delete(info, "", "ns", expected_revision=None)
         assert await store.get_shared(info, "", "ns") is None
+
+
+# One Event, two groups: events.k8s.io/v1 Events are core/v1 Events in storage.
+
+_CORE_EVENTS = default_registry().get("", "v1", "events")
+_NEW_EVENTS = default_registry().get("events.k8s.io", "v1", "events")
+
+
+async def test_events_written_through_one_group_are_read_through_the_other(tmp_path: Path) -> None:
+    assert _CORE_EVENTS is not None and _NEW_EVENTS is not None
+    async with SqliteStorage(str(tmp_path / "state.db"), compaction_interval=0) as storage:
+        store = ObjectStore(storage)
+        watch = await store.watch(_NEW_EVENTS, "ns", revision=await store.current_revision())
+        core = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "old", "namespace": "ns"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ns"},
+            "message": "from core",
+            "count": 1,
+        }
+        await store.create(_CORE_EVENTS, core)
+        new = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": "new", "namespace": "ns"},
+            "regarding": {"kind": "Pod", "name": "p", "namespace": "ns"},
+            "note": "from events.k8s.io",
+            "reportingController": "ctl",
+        }
+        await store.create(_NEW_EVENTS, new)
+
+        # Stored once, in the core form, under the core keys.
+        raw = await storage.get("/registry/core/events/ns/new")
+        assert raw is not None and orjson.loads(raw.value)["message"] == "from events.k8s.io"
+        assert await storage.get("/registry/events.k8s.io/events/ns/new") is None
+
+        through_new = await store.get(_NEW_EVENTS, "ns", "old")
+        assert through_new["apiVersion"] == "events.k8s.io/v1"
+        assert (through_new["note"], through_new["deprecatedCount"]) == ("from core", 1)
+        through_core = await store.get(_CORE_EVENTS, "ns", "new")
+        assert (through_core["message"], through_core["reportingComponent"]) == ("from events.k8s.io", "ctl")
+        assert orjson.loads(await store.get_raw(_NEW_EVENTS, "ns", "old"))["regarding"]["name"] == "p"
+
+        page = await store.list(_NEW_EVENTS, "ns")
+        assert [(o["metadata"]["name"], o.get("note")) for o in page.items] == [
+            ("new", "from events.k8s.io"),
+            ("old", "from core"),
+        ]
+        assert [orjson.loads(b)["apiVersion"] for b in page.raw_items()] == ["events.k8s.io/v1"] * 2
+        only_core = await store.list(_NEW_EVENTS, "ns", predicate=lambda o: o.get("note") == "from core")
+        assert [o["metadata"]["name"] for o in only_core.items] == ["old"]
+
+        seen = []
+        async for event in watch:
+            obj = decode(event.kv)
+            seen.append((obj["apiVersion"], obj["metadata"]["name"], obj.get("note")))
+            if len(seen) == 2:
+                break
+        await watch.close()
+        assert seen == [
+            ("events.k8s.io/v1", "old", "from core"),
+            ("events.k8s.io/v1", "new", "from events.k8s.io"),
+        ]
+
+        current = await store.get(_NEW_EVENTS, "ns", "new")
+        current["series"] = {"count": 2, "lastObservedTime": "2026-01-01T00:00:00.000000Z"}
+        await store.update(
+            _NEW_EVENTS, current, expected_revision=int(current["metadata"]["resourceVersion"])
+        )
+        assert (await store.get(_CORE_EVENTS, "ns", "new"))["series"]["count"] == 2
+        deleted = await store.delete(_NEW_EVENTS, "ns", "old", expected_revision=None)
+        assert deleted["note"] == "from core"
+        assert await store.get_or_none(_CORE_EVENTS, "ns", "old") is None
