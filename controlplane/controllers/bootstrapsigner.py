@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from controlplane.api import errors
-from controlplane.controllers.bootstrap_jws import compute_detached_signature
+from controlplane.api.bootstrap_jws import compute_detached_signature
 from controlplane.controllers.runtime import Controller, R
 from controlplane.controllers.tokencleaner import BOOTSTRAP_TOKEN_SECRET_TYPE, TOKEN_NAMESPACE, time_left
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from controlplane.client import Client, load_kubeconfig
 from node_bootstrap.agent import certs
-from node_bootstrap.agent.bootstrap import BootstrapError, CertificateManager, bootstrap_source
+from node_bootstrap.agent.bootstrap import BootstrapError, CertificateManager, bootstrap_source, stored_source
 from node_bootstrap.agent.clock import Clock, RealClock
 from node_bootstrap.agent.config import AgentConfig
 from node_bootstrap.agent.kube import NODES, PODS, Api
@@ -144,12 +144,25 @@ class NodeAgent:
         config = self.config
         assert config.cert_dir is not None  # AgentConfig checks this
         try:
-            source = await bootstrap_source(
-                bootstrap_kubeconfig=config.bootstrap_kubeconfig,
-                server=config.bootstrap_server,
-                token=config.bootstrap_token,
-                ca_cert_hashes=config.discovery_ca_cert_hashes,
-            )
+            source = None
+            if config.bootstrap_kubeconfig is None:
+                source = stored_source(
+                    config.cert_dir,
+                    config.node_names,
+                    server=config.bootstrap_server,
+                    token=config.bootstrap_token,
+                    ca_cert_hashes=config.discovery_ca_cert_hashes,
+                    now=self._clock.now(),
+                )
+            if source is None:
+                source = await bootstrap_source(
+                    bootstrap_kubeconfig=config.bootstrap_kubeconfig,
+                    server=config.bootstrap_server,
+                    token=config.bootstrap_token,
+                    ca_cert_hashes=config.discovery_ca_cert_hashes,
+                    clock=self._clock,
+                    discovery_timeout=config.discovery_timeout,
+                )
         except ValueError as exc:
             raise BootstrapError(str(exc)) from exc
         self._cluster_ca = source.ca_pem

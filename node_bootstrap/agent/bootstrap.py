@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from controlplane.client import Client, Credentials, ResourcePath
-from node_bootstrap.agent import csr
+from node_bootstrap.agent import certs, csr
 from node_bootstrap.agent.clock import Clock
-from node_bootstrap.agent.discovery import DiscoveryError, discover_ca
+from node_bootstrap.agent.discovery import DISCOVERY_TIMEOUT, DiscoveryError, discover_ca, spki_hash
 from node_bootstrap.agent.kube import Api, is_already_exists, status_code
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "bootstrap_source",
     "load_bootstrap_kubeconfig",
     "parse_token",
+    "stored_source",
     "wait_for_certificate",
 ]
 
@@ -108,16 +109,27 @@ def load_bootstrap_kubeconfig(path: Path) -> BootstrapSource:
 
 
 async def bootstrap_source(
-    *, bootstrap_kubeconfig: Path | None, server: str, token: str, ca_cert_hashes: Sequence[str]
+    *,
+    bootstrap_kubeconfig: Path | None,
+    server: str,
+    token: str,
+    ca_cert_hashes: Sequence[str],
+    clock: Clock | None = None,
+    discovery_timeout: float = DISCOVERY_TIMEOUT,
 ) -> BootstrapSource:
-    """The source from a bootstrap kubeconfig, or from --server/--token with the CA discovered by hash."""
+    """The source from a bootstrap kubeconfig, or from --server/--token with the CA discovered
+    through the token-signed cluster-info and pinned by hash."""
     if bootstrap_kubeconfig is not None:
         return load_bootstrap_kubeconfig(bootstrap_kubeconfig)
+    token = parse_token(token)
+    token_id, _, token_secret = token.partition(".")
     try:
-        ca_pem = await discover_ca(server, ca_cert_hashes)
+        ca_pem = await discover_ca(
+            server, ca_cert_hashes, token_id, token_secret, clock=clock, timeout=discovery_timeout
+        )
     except DiscoveryError as exc:
         raise BootstrapError(str(exc)) from exc
-    return BootstrapSource(server=server, ca_pem=ca_pem, token=parse_token(token))
+    return BootstrapSource(server=server, ca_pem=ca_pem, token=token)
 
 
 def _client_context(ca_pem: bytes) -> ssl.SSLContext:
@@ -276,6 +288,59 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _valid_certificate(pem_path: Path, node_name: str, now: datetime) -> x509.Certificate | None:
+    """The node's stored client certificate, if it is its own, matches its key and is current."""
+    if not pem_path.exists():
+        return None
+    try:
+        data = pem_path.read_bytes()
+        cert = x509.load_pem_x509_certificate(data)
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError:
+        return None
+    cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if cn != [csr.node_user(node_name)] or cert.public_key() != key.public_key():
+        return None
+    if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+        return None
+    return cert
+
+
+def stored_source(
+    cert_dir: Path,
+    node_names: Sequence[str],
+    *,
+    server: str,
+    token: str,
+    ca_cert_hashes: Sequence[str],
+    now: datetime,
+) -> BootstrapSource | None:
+    """The kubelet's restart: when every node still has a current certificate and a kubelet.conf
+    for this server whose CA is pinned, that CA is used and discovery is skipped. The bootstrap
+    token (and its cluster-info signature) may be long gone by then, as upstream's."""
+    ca_pem: bytes | None = None
+    for name in node_names:
+        kubeconfig = cert_dir / name / KUBECONFIG_NAME
+        if _valid_certificate(cert_dir / name / PEM_NAME, name, now) is None or not kubeconfig.exists():
+            return None
+        try:
+            doc = yaml.safe_load(kubeconfig.read_text()) or {}
+            servers = {str((c.get("cluster") or {}).get("server", "")) for c in doc.get("clusters") or []}
+            found = certs.ca_from_kubeconfig(kubeconfig)
+        except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+            return None
+        if found is None or servers != {server} or (ca_pem is not None and found != ca_pem):
+            return None
+        ca_pem = found
+    if ca_pem is None:
+        return None
+    try:
+        pinned = any(spki_hash(cert) in ca_cert_hashes for cert in x509.load_pem_x509_certificates(ca_pem))
+    except ValueError:
+        return None
+    return BootstrapSource(server=server, ca_pem=ca_pem, token=token) if pinned else None
+
+
 class CertificateManager:
     """One node's client certificate: bootstrap it, keep it in a TLS context, rotate it."""
 
@@ -313,21 +378,7 @@ class CertificateManager:
         return Credentials(server=self.source.server.rstrip("/"), ssl=self.ssl)
 
     def _load_existing(self) -> x509.Certificate | None:
-        if not self.pem_path.exists():
-            return None
-        try:
-            data = self.pem_path.read_bytes()
-            cert = x509.load_pem_x509_certificate(data)
-            key = serialization.load_pem_private_key(data, password=None)
-        except ValueError:
-            return None
-        cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-        now = self._clock.now()
-        if cn != [csr.node_user(self.node_name)] or cert.public_key() != key.public_key():
-            return None
-        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
-            return None
-        return cert
+        return _valid_certificate(self.pem_path, self.node_name, self._clock.now())
 
     def _use(self, cert: x509.Certificate) -> None:
         self.ssl.load_cert_chain(str(self.pem_path))

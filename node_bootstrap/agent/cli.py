@@ -70,6 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="sha256:<hex> of the cluster CA's public key (SubjectPublicKeyInfo); repeatable",
     )
     boot.add_argument(
+        "--discovery-timeout",
+        type=_duration,
+        default=300.0,
+        help="how long to wait for cluster-info signed for the token (kubeadm's discovery.timeout)",
+    )
+    boot.add_argument(
         "--cert-dir",
         type=Path,
         default=None,
@@ -208,6 +214,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         bootstrap_server=args.server,
         bootstrap_token=token,
         discovery_ca_cert_hashes=pins,
+        discovery_timeout=args.discovery_timeout,
         cert_dir=cert_dir,
         rotate_certificates=args.rotate_certificates,
         certificate_expiration_seconds=args.certificate_expiration_seconds,

@@ -85,6 +85,7 @@ class AgentConfig:
     bootstrap_server: str = ""
     bootstrap_token: str = ""
     discovery_ca_cert_hashes: tuple[str, ...] = ()
+    discovery_timeout: float = 300.0
     cert_dir: Path | None = None
     rotate_certificates: bool = True
     # spec.expirationSeconds of the node's CSRs (None: the signer's default duration).

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from controlplane.api import errors
+from controlplane.api.bootstrap_jws import detached_token_is_valid
 from controlplane.client import Client
-from controlplane.controllers.bootstrap_jws import detached_token_is_valid
 from controlplane.controllers.csrcleaner import CSRCleanerController
 from controlplane.controllers.csrsigning import CSRS
 from controlplane.controllers.runtime import ControllerConfig, R, rfc3339

@@ -275,7 +275,27 @@ async def test_an_expired_token_is_refused(join_server: ServerProcess, tmp_path:
     async with Client(load_kubeconfig(join_server.kubeconfig)) as admin:
         await admin.create(SECRETS, secret, "kube-system")
     name = f"expired-{uuid.uuid4().hex[:5]}"
-    result = pinnace(*agent_args(server, token, ca_hash, tmp_path / "pki", "--node-name", name), timeout=60)
+    # Through discovery, as kubeadm: cluster-info is never signed for an expired token, so the
+    # join gives up when the discovery timeout runs out.
+    args = agent_args(
+        server, token, ca_hash, tmp_path / "pki", "--node-name", name, "--discovery-timeout", "2s"
+    )
+    result = pinnace(*args, timeout=60)
+    assert result.returncode == 1, result.stderr
+    token_id = token.split(".", maxsplit=1)[0]
+    expected = f'could not find a JWS signature in the cluster-info ConfigMap for token ID "{token_id}"'
+    assert expected in result.stderr, result.stderr
+    assert not (tmp_path / "pki" / name / "kubelet-client-current.pem").exists()
+    # With the CA given (a bootstrap kubeconfig), the token reaches the server, which refuses it.
+    conf = tmp_path / "bootstrap-kubelet.conf"
+    conf.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: tls-bootstrap\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: {join_server.ca}}}}}]\n"
+        "contexts: [{name: tls-bootstrap, context: {cluster: c, user: kubelet-bootstrap}}]\n"
+        f"users: [{{name: kubelet-bootstrap, user: {{token: {token}}}}}]\n"
+    )
+    args = conf_agent_args(["--bootstrap-kubeconfig", str(conf)], tmp_path / "pki", "--node-name", name)
+    result = pinnace(*args, timeout=60)
     assert result.returncode == 1, result.stderr
     assert "Unauthorized" in result.stderr and "bootstrap token" in result.stderr, result.stderr
     assert "expired" in result.stderr

@@ -13,7 +13,7 @@ import jwt
 from hypothesis import given
 
 from controlplane.api import errors
-from controlplane.controllers.bootstrap_jws import compute_detached_signature, detached_token_is_valid
+from controlplane.api.bootstrap_jws import compute_detached_signature, detached_token_is_valid
 from controlplane.controllers.bootstrapsigner import BootstrapSigner, signed_data, signing_tokens
 from controlplane.controllers.runtime import (
     ControllerConfig,

@@ -32,9 +32,11 @@ from node_bootstrap.agent.bootstrap import (
     CertificateManager,
     load_bootstrap_kubeconfig,
     parse_token,
+    stored_source,
 )
 from node_bootstrap.agent.cli import add_parser, config_from_args, run
 from node_bootstrap.agent.clock import FakeClock
+from node_bootstrap.agent.discovery import spki_hash
 
 from .fakes import FakeApi, settle
 
@@ -206,6 +208,28 @@ async def test_bootstrap_writes_and_uses_the_signed_certificate(tmp_path: Path) 
     fresh_api = SigningApi(clock)
     assert await manager(tmp_path, clock).ensure(fresh_api) is True
     assert len(fresh_api.csrs()) == 1
+
+
+async def test_a_restart_with_current_certificates_needs_no_discovery(tmp_path: Path) -> None:
+    """The kubelet's restart: every node's kubelet.conf and current certificate are reused, the
+    CA taken from them if pinned; the token (and its cluster-info signature) may be gone."""
+    clock = FakeClock()
+    for name in ("node-a", "node-b"):
+        assert await manager(tmp_path, clock, name).ensure(SigningApi(clock)) is True
+    pin = spki_hash(CA)
+    server = source().server
+
+    def stored(names: tuple[str, ...] = ("node-a", "node-b"), **changes: Any) -> BootstrapSource | None:
+        args: dict[str, Any] = {"server": server, "token": TOKEN, "ca_cert_hashes": [pin], "now": clock.now()}
+        args.update(changes)
+        return stored_source(tmp_path, names, **args)
+
+    assert stored() == BootstrapSource(server=server, ca_pem=CA_PEM, token=TOKEN)
+    # Anything that would need the token again sends the agent through discovery.
+    assert stored(("node-a", "node-c")) is None  # a node without a certificate yet
+    assert stored(ca_cert_hashes=["sha256:" + "0" * 64]) is None  # the stored CA is not pinned
+    assert stored(server="https://10.0.0.9:6443") is None  # another server
+    assert stored(now=clock.now() + timedelta(seconds=3601)) is None  # the certificates expired
 
 
 async def test_waits_for_approval_through_the_watch(tmp_path: Path) -> None:
