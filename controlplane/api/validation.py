@@ -105,6 +105,9 @@ _NAME_RULES: dict[tuple[str, str], NameFn] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): names.name_is_path_segment,
     # "We don't care what you call your certificate requests" (beyond being a path segment).
     ("certificates.k8s.io", "certificatesigningrequests"): names.name_is_path_segment,
+    # Through core/v1 an Event's name is only checked as a path segment (legacyValidateEvent
+    # checks none); through events.k8s.io/v1 it must be a DNS subdomain, the default.
+    ("", "events"): names.name_is_path_segment,
 }
 
 

@@ -146,6 +146,24 @@ def test_core_v1_updates_only_get_the_legacy_rules() -> None:
     assert causes(changed, old=old) == []
 
 
+def test_names_are_checked_as_the_group_of_the_request_checks_them() -> None:
+    odd = legacy_event()
+    odd["metadata"]["name"] = "Pod_1.17a"
+    assert causes(odd) == []  # core/v1: a path segment is enough
+    assert causes(new_event(metadata={"name": "Pod_1.17a", "namespace": "ns"}), new=True) == [
+        (
+            "metadata.name",
+            'Invalid value: "Pod_1.17a": a lowercase RFC 1123 subdomain must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character "
+            "(e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
+    ]
+    slash = legacy_event()
+    slash["metadata"]["name"] = "a/b"
+    assert causes(slash) == [("metadata.name", "Invalid value: \"a/b\": may not contain '/'")]
+
+
 def test_the_cause_type_is_upstreams() -> None:
     found = validate(CORE, legacy_event("ns", "other"))
     assert found == [
