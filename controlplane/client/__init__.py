@@ -50,6 +50,9 @@ class Credentials:
     server: str
     ssl: ssl.SSLContext
     token: str = ""
+    # The CA the kubeconfig trusts, as PEM (empty when it names none): what a controller
+    # publishes as the cluster's root CA when it is given no --root-ca-file, as upstream's.
+    ca_pem: bytes = b""
 
 
 def load_kubeconfig(path: Path, context: str = "") -> Credentials:
@@ -81,7 +84,9 @@ def load_kubeconfig(path: Path, context: str = "") -> Credentials:
             key_path.write_bytes(key)
             key_path.chmod(0o600)
             tls.load_cert_chain(str(cert_path), str(key_path))
-    return Credentials(server=cluster["server"].rstrip("/"), ssl=tls, token=str(user.get("token", "")))
+    return Credentials(
+        server=cluster["server"].rstrip("/"), ssl=tls, token=str(user.get("token", "")), ca_pem=ca or b""
+    )
 
 
 class Client:
@@ -92,6 +97,11 @@ class Client:
         self._user_agent = user_agent
         self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA this client trusts, as its kubeconfig gave it (empty if none)."""
+        return self._creds.ca_pem
 
     async def __aenter__(self) -> Client:
         return self

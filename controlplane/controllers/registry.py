@@ -30,6 +30,7 @@ def all_controllers() -> dict[str, type[Controller]]:
     from controlplane.controllers.replicaset import ReplicaSetController
     from controlplane.controllers.replicationcontroller import ReplicationManager
     from controlplane.controllers.resourcequota import ResourceQuotaController
+    from controlplane.controllers.rootcacertpublisher import RootCACertPublisher
     from controlplane.controllers.serviceaccount import ServiceAccountController
     from controlplane.controllers.serviceaccount_tokens import TokensController
     from controlplane.controllers.statefulset import StatefulSetController
@@ -42,6 +43,7 @@ def all_controllers() -> dict[str, type[Controller]]:
         NamespaceController,
         ServiceAccountController,
         TokensController,
+        RootCACertPublisher,
         TokenCleaner,
         BootstrapSigner,
         NodeIPAMController,

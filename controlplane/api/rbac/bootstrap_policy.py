@@ -665,6 +665,10 @@ def controller_roles() -> dict[str, list[PolicyRule]]:
             _r("update", LEGACY, "resourcequotas/status"),
             _events(),
         ],
+        "root-ca-cert-publisher": [
+            _r(("create", "update"), LEGACY, "configmaps"),
+            _events(),
+        ],
         "service-account-controller": [
             _r("create", LEGACY, "serviceaccounts"),
             _events(),
@@ -694,6 +698,7 @@ _PINNACE_CONTROLLERS = {
     "garbage-collector": "generic-garbage-collector",
     "namespace": "namespace-controller",
     "serviceaccount": "service-account-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
     "nodeipam": "node-controller",
     "nodelifecycle": "node-controller",
     "taint-eviction-controller": "node-controller",
