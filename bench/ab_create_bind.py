@@ -57,7 +57,7 @@ def server_from(tree: Path, data: Path) -> Iterator[PinnaceServer]:
     saved = common.REPO
     common.REPO = tree
     try:
-        with pinnace_server(data, ["--controllers=", "--disable-scheduler"], name=tree.name) as server:
+        with pinnace_server(data, common.bare_server_args(tree), name=tree.name) as server:
             common.REPO = saved
             yield server
     finally:

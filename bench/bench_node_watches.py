@@ -31,6 +31,7 @@ from common import (
     BenchResult,
     PinnaceServer,
     Row,
+    bare_server_args,
     pin_self_to_client_cpu,
     pinnace_server,
     print_result,
@@ -157,9 +158,7 @@ def run(nodes: int = 1000, pods: int = 2000, server_args: tuple[str, ...] = ()) 
     )
     with (
         scratch_dir("pinnace-bench-node-watches-") as root,
-        pinnace_server(
-            root, ["--controllers=", "--disable-scheduler", *server_args], name="node-watches"
-        ) as server,
+        pinnace_server(root, [*bare_server_args(), *server_args], name="node-watches") as server,
     ):
         baseline, measured, failures, problem = asyncio.run(_measure(server, nodes, pods))
     ratio = measured / baseline if baseline else float("inf")

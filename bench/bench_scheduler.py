@@ -51,6 +51,7 @@ from common import (
     CpuMeter,
     PinnaceServer,
     Row,
+    bare_server_args,
     pin_self_to_client_cpu,
     pinnace_server,
     pinned,
@@ -697,7 +698,7 @@ def run(
         if not api:
             continue
         with scratch_dir("pinnace-bench-sched-") as root:
-            extra = ["--controllers=", "--disable-scheduler", *server_args]
+            extra = [*bare_server_args(), *server_args]
             with pinnace_server(root, extra, name=f"scheduler-{name}-{nodes}") as server:
                 prof = profile / f"{name}-{nodes}-scheduler.prof" if profile is not None else None
                 out = asyncio.run(api_run(server, wl, nodes, init_pods, measure_pods, prof, timeout))

@@ -41,6 +41,17 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROFILE_DIR: Path | None = None
 
 
+def bare_server_args(tree: Path | None = None) -> list[str]:
+    """A server with no controllers and no scheduler. No controller makes `default`
+    ServiceAccounts there, so, as upstream's scheduler_perf and integration servers do, it runs
+    without the ServiceAccount admission plugin (for a `tree` from before that flag, without it)."""
+    args = ["--controllers=", "--disable-scheduler"]
+    main = (tree or REPO) / "controlplane" / "__main__.py"
+    if "--disable-admission-plugins" in main.read_text():
+        args.append("--disable-admission-plugins=ServiceAccount")
+    return args
+
+
 # --- pinning and process readings ----------------------------------------------------------------
 
 

@@ -134,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
     server.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     server.add_argument(
+        "--disable-admission-plugins",
+        default="",
+        help="comma-separated admission plugins to turn off (e.g. ServiceAccount, as upstream's "
+        "integration test servers do when no controller manager makes `default` ServiceAccounts)",
+    )
+    server.add_argument(
         "--disable-scheduler", action="store_true", help="do not run the scheduler in process"
     )
     server.add_argument(
@@ -276,6 +282,18 @@ def _max_token_expiration(text: str) -> int:
     return seconds
 
 
+def _admission_plugins(text: str) -> tuple[str, ...]:
+    """--disable-admission-plugins, checked against the plugins the server has."""
+    from controlplane.apiserver.admission import check_plugin_names
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    try:
+        check_plugin_names(names)
+    except ValueError as exc:
+        raise SystemExit(f"invalid --disable-admission-plugins: {exc}") from None
+    return names
+
+
 def _stop_on_signals() -> asyncio.Event:
     import signal
 
@@ -384,6 +402,7 @@ def _server_config(args: argparse.Namespace) -> Any:
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+        disable_admission_plugins=_admission_plugins(getattr(args, "disable_admission_plugins", "")),
         cloud_provider=args.cloud_provider,
         cloud_config=args.cloud_config,
         audit_log_path=args.audit_log_path,

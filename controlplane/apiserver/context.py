@@ -50,7 +50,10 @@ class ServerContext:
     # Watches without timeoutSeconds end after a random 30-60 min like upstream's --min-request-timeout.
     min_request_timeout: float = 1800.0
     garbage_collection: bool = True
-    admission: Admission = field(default_factory=default_admission)
+    # The server passes its own chain. This default is for contexts built without a controller
+    # manager, which would make every namespace's `default` ServiceAccount: like upstream's
+    # integration test servers, they run without the ServiceAccount plugin.
+    admission: Admission = field(default_factory=lambda: default_admission(disabled=("ServiceAccount",)))
     # TLS towards kubelets (pods/log): the apiserver's kubelet client certificate, no
     # verification of the kubelet's own (upstream without --kubelet-certificate-authority).
     kubelet_tls: ssl.SSLContext | None = None

@@ -86,6 +86,8 @@ class ServerConfig:
     # --default-unreachable-toleration-seconds upstream).
     default_not_ready_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
     default_unreachable_toleration_seconds: int = admission.DEFAULT_TOLERATION_SECONDS
+    # --disable-admission-plugins: upstream's integration servers turn ServiceAccount off.
+    disable_admission_plugins: tuple[str, ...] = ()
     # The in-process cloud-controller-manager (ccm.manager.run_in_process): aws, local or none.
     cloud_provider: str = "local"
     cloud_config: Path | None = None
@@ -216,6 +218,7 @@ async def start(config: ServerConfig) -> RunningServer:
         admission=admission.default_admission(
             not_ready_toleration_seconds=config.default_not_ready_toleration_seconds,
             unreachable_toleration_seconds=config.default_unreachable_toleration_seconds,
+            disabled=config.disable_admission_plugins,
         ),
         kubelet_tls=kubelet_client.ssl_context(kubelet_cert, kubelet_key),
     )

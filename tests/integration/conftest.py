@@ -66,6 +66,10 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+# A server with no controllers and no scheduler (see `bare_server`).
+BARE_ARGS = ("--controllers=", "--disable-scheduler", "--disable-admission-plugins=ServiceAccount")
+
+
 def spawn_server(data_dir: Path, *extra: str, port: int | None = None) -> ServerProcess:
     """`pinnace server` started, not yet ready."""
     port = port or free_port()
@@ -125,10 +129,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server running no controllers and no scheduler: for tests that run the
-    controllers they exercise themselves, in-process (see controller_harness.py)."""
-    proc = start_server(
-        tmp_path_factory.mktemp("pinnace-bare") / "data", "--controllers=", "--disable-scheduler"
-    )
+    controllers they exercise themselves, in-process (see controller_harness.py). No controller
+    makes `default` ServiceAccounts here, so, like upstream's integration test servers, it runs
+    without the ServiceAccount admission plugin."""
+    proc = start_server(tmp_path_factory.mktemp("pinnace-bare") / "data", *BARE_ARGS)
     yield proc
     code = proc.stop()
     assert code == 0, f"server did not shut down cleanly ({code}):\n{proc.log()[-4000:]}"
@@ -150,8 +154,7 @@ def bookmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         tmp_path_factory.mktemp("pinnace-bookmarks") / "data",
         "--watch-bookmark-interval",
         "1",
-        "--controllers=",
-        "--disable-scheduler",
+        *BARE_ARGS,
     )
     yield proc
     assert proc.stop() == 0, proc.log()[-4000:]

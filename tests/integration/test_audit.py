@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import BARE_ARGS, ServerProcess, start_server
 from tests.integration.kubectl_helpers import Kubectl
 
 pytestmark = pytest.mark.kubectl
@@ -53,8 +53,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     log = base / "audit.log"
     proc = start_server(
         base / "data",
-        "--controllers=",
-        "--disable-scheduler",
+        *BARE_ARGS,
         "--audit-log-path",
         str(log),
         "--audit-policy-file",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, cast
 
 import pytest
 
@@ -84,20 +85,165 @@ async def test_default_tolerations_plugin_touches_only_pods() -> None:
     assert other == {"spec": {}}
 
 
-async def test_service_account_defaults_on_create_except_mirror_pods() -> None:
+class _Accounts:
+    """The two things the ServiceAccount plugin reads from its context: the registry, and the
+    store's shared point reads (of ServiceAccounts), counted."""
+
+    def __init__(self, *accounts: dict[str, Any]) -> None:
+        self.registry = REGISTRY
+        self.store = self
+        self.accounts = {
+            (a["metadata"].get("namespace", "default"), a["metadata"]["name"]): a for a in accounts
+        }
+        self.lookups = 0
+
+    async def get_shared(self, info: Any, namespace: str, name: str) -> dict[str, Any] | None:
+        assert info.plural == "serviceaccounts"
+        self.lookups += 1
+        return self.accounts.get((namespace, name))
+
+
+def _account(name: str = "default", **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}, **fields}
+
+
+def _context(*accounts: dict[str, Any]) -> tuple[ServerContext, _Accounts]:
+    fake = _Accounts(*accounts)
+    return cast("ServerContext", fake), fake
+
+
+def _pod(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {}, "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec}}
+
+
+async def test_a_pod_runs_as_default_and_mounts_its_api_credentials() -> None:
+    ctx, _ = _context(_account())
+    pod = _pod(initContainers=[{"name": "init", "image": "busybox"}])
+    await ServiceAccount().admit(ctx, CREATE, pod, None)
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == spec["serviceAccount"] == "default"
+    [volume] = spec["volumes"]
+    assert re.fullmatch(r"kube-api-access-[bcdfghjklmnpqrstvwxz2456789]{5}", volume["name"])
+    assert volume["projected"] == {
+        "defaultMode": 420,
+        "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "namespace",
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                        }
+                    ]
+                }
+            },
+        ],
+    }
+    mount = {
+        "name": volume["name"],
+        "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+    }
+    assert spec["containers"][0]["volumeMounts"] == [mount]
+    assert spec["initContainers"][0]["volumeMounts"] == [mount]
+
+
+async def test_automount_follows_the_pod_then_the_account() -> None:
+    ctx, _ = _context(_account(automountServiceAccountToken=False), _account("builder"))
+    off = _pod()
+    await ServiceAccount().admit(ctx, CREATE, off, None)
+    assert "volumes" not in off["spec"] and "volumeMounts" not in off["spec"]["containers"][0]
+    # The pod's own setting wins over the account's.
+    on = _pod(automountServiceAccountToken=True)
+    await ServiceAccount().admit(ctx, CREATE, on, None)
+    assert on["spec"]["volumes"][0]["name"].startswith("kube-api-access-")
+    declined = _pod(serviceAccount="builder", automountServiceAccountToken=False)
+    await ServiceAccount().admit(ctx, CREATE, declined, None)
+    assert declined["spec"]["serviceAccountName"] == "builder" and "volumes" not in declined["spec"]
+
+
+async def test_own_mounts_at_the_token_path_and_an_existing_volume_are_kept() -> None:
+    ctx, _ = _context(_account())
+    own = {"name": "mine", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
+    pod = _pod(
+        containers=[
+            {"name": "a", "image": "nginx", "volumeMounts": [own]},
+            {"name": "b", "image": "nginx"},
+        ],
+        volumes=[
+            {"name": "kube-api-access-given", "projected": {"sources": []}},
+            {"name": "mine", "emptyDir": {}},
+        ],
+    )
+    await ServiceAccount().admit(ctx, CREATE, pod, None)
+    a, b = pod["spec"]["containers"]
+    assert a["volumeMounts"] == [own]
+    assert b["volumeMounts"][0]["name"] == "kube-api-access-given"
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["kube-api-access-given", "mine"]
+    # Nobody needs the volume: none is added.
+    covered = _pod(containers=[{"name": "a", "image": "nginx", "volumeMounts": [own]}])
+    await ServiceAccount().admit(ctx, CREATE, covered, None)
+    assert "volumes" not in covered["spec"]
+
+
+async def test_image_pull_secrets_come_from_the_account_unless_the_pod_has_some() -> None:
+    ctx, _ = _context(_account(imagePullSecrets=[{"name": "registry"}]))
+    pod = _pod()
+    await ServiceAccount().admit(ctx, CREATE, pod, None)
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    own = _pod(imagePullSecrets=[{"name": "mine"}])
+    await ServiceAccount().admit(ctx, CREATE, own, None)
+    assert own["spec"]["imagePullSecrets"] == [{"name": "mine"}]
+
+
+async def test_a_missing_account_refuses_the_pod() -> None:
+    ctx, fake = _context()
+    with pytest.raises(errors.Forbidden) as refused:
+        await ServiceAccount().admit(ctx, CREATE, _pod(serviceAccountName="builder"), None)
+    assert refused.value.message == (
+        'pods "p" is forbidden: error looking up service account default/builder: serviceaccount "builder" not found'
+    )
+    assert fake.lookups == 1
+    # `default` is looked for again: the controller makes it moments after the namespace.
+    with pytest.raises(errors.Forbidden, match='serviceaccount "default" not found'):
+        await ServiceAccount(retry_interval=(0.0, 0.0)).admit(ctx, CREATE, _pod(), None)
+    assert fake.lookups == 1 + 10
+
+
+async def test_mirror_pods_and_updates_are_left_alone_and_mirror_pods_get_no_credentials() -> None:
+    ctx, fake = _context(_account())
     plugin = ServiceAccount()
-    ctx: ServerContext = None  # type: ignore[assignment]
-    pod: dict[str, Any] = {"metadata": {}, "spec": {}}
-    await plugin.admit(ctx, CREATE, pod, None)
-    assert pod["spec"]["serviceAccountName"] == pod["spec"]["serviceAccount"] == "default"
-    legacy: dict[str, Any] = {"metadata": {}, "spec": {"serviceAccount": "builder"}}
-    await plugin.admit(ctx, CREATE, legacy, None)
-    assert legacy["spec"]["serviceAccountName"] == "builder"
     mirror: dict[str, Any] = {"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}, "spec": {}}
     await plugin.admit(ctx, CREATE, mirror, None)
-    assert "serviceAccountName" not in mirror["spec"]
+    assert mirror["spec"] == {} and fake.lookups == 0
+    await plugin.validate(ctx, CREATE, mirror, None, cast("Any", None))
+    for spec, reason in [
+        ({"serviceAccountName": "default"}, "a mirror pod may not reference service accounts"),
+        (
+            {"volumes": [{"name": "s", "secret": {"secretName": "x"}}]},
+            "a mirror pod may not reference secrets",
+        ),
+        (
+            {
+                "containers": [
+                    {"name": "c", "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "x"}}}]}
+                ]
+            },
+            "a mirror pod may not reference secrets",
+        ),
+        (
+            {"volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]},
+            "a mirror pod may not use ServiceAccountToken volume projections",
+        ),
+    ]:
+        bad = {"metadata": mirror["metadata"], "spec": spec}
+        with pytest.raises(errors.Forbidden) as refused:
+            await plugin.validate(ctx, CREATE, bad, None, cast("Any", None))
+        assert refused.value.message == f'pods "p" is forbidden: {reason}'
     update: dict[str, Any] = {"metadata": {}, "spec": {}}
-    await plugin.admit(ctx, Attributes(PODS, "UPDATE", "default", "p"), update, pod)
+    await plugin.admit(ctx, Attributes(PODS, "UPDATE", "default", "p"), update, _pod())
     assert update == {"metadata": {}, "spec": {}}
 
 

@@ -50,6 +50,17 @@ async def ctx() -> AsyncIterator[ServerContext]:
     )
     await _bootstrap(context, ips.kubernetes_service_ip, 6443)
     await bootstrap_priority_classes(context)
+    # What the serviceaccount controller would make: the ServiceAccount plugin requires it.
+    accounts = context.registry.get("", "v1", "serviceaccounts")
+    assert accounts is not None
+    await context.store.create(
+        accounts,
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": "default", "uid": "sa-uid"},
+        },
+    )
     yield context
     await storage.close()
 
@@ -85,6 +96,15 @@ async def test_a_plain_pod_gets_every_default(client: Client) -> None:
     assert status == 201
     spec = created["spec"]
     assert spec["serviceAccountName"] == spec["serviceAccount"] == "default"
+    [volume] = spec["volumes"]
+    assert volume["name"].startswith("kube-api-access-") and "projected" in volume
+    assert spec["containers"][0]["volumeMounts"] == [
+        {
+            "name": volume["name"],
+            "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        }
+    ]
     assert spec["priority"] == 0 and spec["preemptionPolicy"] == "PreemptLowerPriority"
     assert "priorityClassName" not in spec
     assert spec["tolerations"] == [

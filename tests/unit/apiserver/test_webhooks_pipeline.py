@@ -133,7 +133,7 @@ async def ctx() -> AsyncIterator[ServerContext]:
         storage=storage,
         store=ObjectStore(storage),
         services=ServiceAllocation(ips, NodePortAllocator(storage)),
-        admission=default_admission(),
+        admission=default_admission(disabled=("ServiceAccount",)),
     )
     await _bootstrap(context, ips.kubernetes_service_ip, 6443)
     yield context

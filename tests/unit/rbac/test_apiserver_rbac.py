@@ -58,7 +58,7 @@ async def rbac_ctx() -> AsyncIterator[tuple[ServerContext, RBAC]]:
         storage=storage,
         store=ObjectStore(storage),
         services=ServiceAllocation(ips, NodePortAllocator(storage)),
-        admission=default_admission(),
+        admission=default_admission(disabled=("ServiceAccount",)),
     )
     await _bootstrap(ctx, ips.kubernetes_service_ip, 6443)
     rbac = RBAC(ctx)
