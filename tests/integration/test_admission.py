@@ -91,6 +91,55 @@ def test_every_pod_gets_service_account_priority_and_default_tolerations(
     assert again["priority"] == 0 and len(again["tolerations"]) == 2
 
 
+def test_service_accounts_must_exist_and_their_credentials_are_mounted(
+    kubectl: Kubectl, core: CoreV1Api, namespace: str
+) -> None:
+    # A fresh namespace: `default` appears moments after it, and the pod waits for it.
+    created = json.loads(kubectl_create(kubectl, namespace, pod_manifest("plain"), "-o", "json").stdout)
+    spec = created["spec"]
+    [volume] = spec["volumes"]
+    assert volume["name"].startswith("kube-api-access-")
+    sources = volume["projected"]["sources"]
+    assert sources[0] == {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    assert spec["containers"][0]["volumeMounts"] == [
+        {
+            "name": volume["name"],
+            "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        }
+    ]
+    # What the volume projects exists: the root CA's ConfigMap.
+    deadline = time.monotonic() + 20
+    while not [
+        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
+    ]:
+        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
+        time.sleep(0.05)
+
+    # An account that opts out, with pull secrets: no volume, its secrets.
+    core.create_namespaced_service_account(
+        namespace,
+        {
+            "metadata": {"name": "builder"},
+            "automountServiceAccountToken": False,
+            "imagePullSecrets": [{"name": "registry"}],
+        },
+    )
+    built = pod_manifest("built", serviceAccountName="builder")
+    spec = json.loads(kubectl_create(kubectl, namespace, built, "-o", "json").stdout)["spec"]
+    assert "volumes" not in spec and "volumeMounts" not in spec["containers"][0]
+    assert spec["imagePullSecrets"] == [{"name": "registry"}]
+
+    # An account that does not exist refuses the pod, with upstream's words.
+    refused = kubectl_create(kubectl, namespace, pod_manifest("ghostly", serviceAccountName="ghost"))
+    assert refused.returncode != 0
+    assert (
+        f'pods "ghostly" is forbidden: error looking up service account {namespace}/ghost: '
+        'serviceaccount "ghost" not found'
+    ) in refused.stderr
+
+
 def test_priority_classes(kubectl: Kubectl, api: ApiClient, namespace: str) -> None:
     rows = parse_table(kubectl.run("get", "priorityclasses").stdout)
     assert row_named(rows, "system-node-critical")["VALUE"] == "2000001000"
