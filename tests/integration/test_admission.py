@@ -70,6 +70,16 @@ def kubectl_create(kubectl: Kubectl, namespace: str, manifest: dict[str, Any], *
     )
 
 
+def wait_for_root_ca(core: CoreV1Api, namespace: str) -> None:
+    """Until root-ca-cert-publisher has made the namespace's kube-root-ca.crt."""
+    deadline = time.monotonic() + 20
+    while not [
+        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
+    ]:
+        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
+        time.sleep(0.05)
+
+
 def test_every_pod_gets_service_account_priority_and_default_tolerations(
     kubectl: Kubectl, namespace: str
 ) -> None:
@@ -110,12 +120,7 @@ def test_service_accounts_must_exist_and_their_credentials_are_mounted(
         }
     ]
     # What the volume projects exists: the root CA's ConfigMap.
-    deadline = time.monotonic() + 20
-    while not [
-        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
-    ]:
-        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
-        time.sleep(0.05)
+    wait_for_root_ca(core, namespace)
 
     # An account that opts out, with pull secrets: no volume, its secrets.
     core.create_namespaced_service_account(
@@ -225,12 +230,7 @@ def test_limit_ranges(kubectl: Kubectl, core: CoreV1Api, namespace: str) -> None
 def test_resource_quota(kubectl: Kubectl, core: CoreV1Api, namespace: str) -> None:
     # Every namespace holds the root CA's ConfigMap (root-ca-cert-publisher): room for it and one
     # more, as upstream's e2e counts the ConfigMaps already there.
-    deadline = time.monotonic() + 20
-    while not [
-        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
-    ]:
-        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
-        time.sleep(0.05)
+    wait_for_root_ca(core, namespace)
     core.create_namespaced_resource_quota(
         namespace, {"metadata": {"name": "q"}, "spec": {"hard": {"pods": "2", "count/configmaps": "2"}}}
     )

@@ -81,6 +81,18 @@ def join_parameters(proc: ServerProcess, *extra: str) -> tuple[str, str, str]:
     return f"https://{match.group(1)}", match.group(2), match.group(3)
 
 
+def bootstrap_kubeconfig(directory: Path, server: str, ca: Path, token: str) -> Path:
+    """A kubelet's --bootstrap-kubeconfig: the server, its CA and the bootstrap token."""
+    conf = directory / "bootstrap-kubelet.conf"
+    conf.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: tls-bootstrap\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: {ca}}}}}]\n"
+        "contexts: [{name: tls-bootstrap, context: {cluster: c, user: kubelet-bootstrap}}]\n"
+        f"users: [{{name: kubelet-bootstrap, user: {{token: {token}}}}}]\n"
+    )
+    return conf
+
+
 def join_flags(server: str, token: str, ca_hash: str) -> list[str]:
     return ["--server", server, "--token", token, "--discovery-token-ca-cert-hash", ca_hash]
 
@@ -287,13 +299,7 @@ async def test_an_expired_token_is_refused(join_server: ServerProcess, tmp_path:
     assert expected in result.stderr, result.stderr
     assert not (tmp_path / "pki" / name / "kubelet-client-current.pem").exists()
     # With the CA given (a bootstrap kubeconfig), the token reaches the server, which refuses it.
-    conf = tmp_path / "bootstrap-kubelet.conf"
-    conf.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: tls-bootstrap\n"
-        f"clusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: {join_server.ca}}}}}]\n"
-        "contexts: [{name: tls-bootstrap, context: {cluster: c, user: kubelet-bootstrap}}]\n"
-        f"users: [{{name: kubelet-bootstrap, user: {{token: {token}}}}}]\n"
-    )
+    conf = bootstrap_kubeconfig(tmp_path, server, join_server.ca, token)
     args = conf_agent_args(["--bootstrap-kubeconfig", str(conf)], tmp_path / "pki", "--node-name", name)
     result = pinnace(*args, timeout=60)
     assert result.returncode == 1, result.stderr
@@ -365,13 +371,7 @@ async def test_rotation_renews_as_the_node(join_server: ServerProcess, tmp_path:
 
 async def test_join_with_a_bootstrap_kubeconfig(join_server: ServerProcess, tmp_path: Path) -> None:
     server, token, _ = join_parameters(join_server)
-    conf = tmp_path / "bootstrap-kubelet.conf"
-    conf.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: tls-bootstrap\n"
-        f"clusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: {join_server.ca}}}}}]\n"
-        "contexts: [{name: tls-bootstrap, context: {cluster: c, user: kubelet-bootstrap}}]\n"
-        f"users: [{{name: kubelet-bootstrap, user: {{token: {token}}}}}]\n"
-    )
+    conf = bootstrap_kubeconfig(tmp_path, server, join_server.ca, token)
     name = f"conf-{uuid.uuid4().hex[:5]}"
     args = conf_agent_args(["--bootstrap-kubeconfig", str(conf)], tmp_path / "pki", "--node-name", name)
     log = tmp_path / "agent.log"
