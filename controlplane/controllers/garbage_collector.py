@@ -81,6 +81,10 @@ class _Graph:
         return old
 
 
+# How soon a dependent whose owner exists, unobserved by any informer yet, is looked at again.
+UNOBSERVED_OWNER_RECHECK = 0.5
+
+
 class GarbageCollector(Controller):
     name = "garbage-collector"
     workers = 4
@@ -192,7 +196,7 @@ class GarbageCollector(Controller):
 
     async def reconcile(self, key: str) -> float | None:
         try:
-            await self._process(key)
+            return await self._process(key)
         except errors.Invalid:
             return 0.05  # a JSON-patch resourceVersion test failed: the cache moved; look again
         except errors.NotFound:
@@ -201,18 +205,20 @@ class GarbageCollector(Controller):
 
     # -- the decisions -----------------------------------------------------------------------
 
-    async def _process(self, uid: str) -> None:
+    async def _process(self, uid: str) -> float | None:
+        """Act on one object; a delay when it must be looked at again (see `_collect_if_owners_gone`)."""
         node = self._graph.nodes.get(uid)
         if node is None:
-            return
+            return None
         if node.deleting and ORPHAN in node.finalizers:
             await self._orphan_dependents(node)
-            return
+            return None
         if node.deleting and FOREGROUND in node.finalizers:
             await self._delete_dependents_first(node)
-            return
+            return None
         if node.owners and not node.deleting:
-            await self._collect_if_owners_gone(node)
+            return await self._collect_if_owners_gone(node)
+        return None
 
     async def _resolve_unknown_owners(self, node: Node) -> None:
         """An owner whose kind discovery has not shown yet (a custom resource whose CRD is
@@ -257,9 +263,10 @@ class GarbageCollector(Controller):
         if not blocking:
             await self._remove_finalizer(owner, FOREGROUND)
 
-    async def _collect_if_owners_gone(self, node: Node) -> None:
+    async def _collect_if_owners_gone(self, node: Node) -> float | None:
         absent: list[dict[str, Any]] = []
         waiting_on_foreground = False
+        unobserved = False
         for ref in node.owners:
             state = await self._owner_state(node, ref)
             if state is _UNKNOWN:
@@ -267,14 +274,23 @@ class GarbageCollector(Controller):
                 state = await self._owner_state(node, ref)
             if state is None:
                 absent.append(ref)
-            elif state.deleting and FOREGROUND in state.finalizers:
+                continue
+            if state.deleting and FOREGROUND in state.finalizers:
                 waiting_on_foreground = True
+            if str(ref.get("uid", "")) not in self._graph.nodes:
+                unobserved = True
         if not absent:
             if waiting_on_foreground:
                 owner_uids = {str(r.get("uid")) for r in node.owners}
                 for uid in owner_uids:
                     self.enqueue(uid)
-            return
+            if unobserved:
+                # The owner exists but no informer has shown it yet (its kind was discovered a
+                # moment ago, say). Its deletion would then reach nobody: the informer may list
+                # after it and never see it. Look again until the graph holds the owner, as
+                # upstream requeues a virtual node until it is observed (issue 56121).
+                return UNOBSERVED_OWNER_RECHECK
+            return None
         if len(absent) == len(node.owners):
             with contextlib.suppress(errors.NotFound):
                 await self.ctx.client.delete(
@@ -283,10 +299,11 @@ class GarbageCollector(Controller):
                     node.namespace or None,
                     options={"propagationPolicy": "Background", "preconditions": {"uid": node.uid}},
                 )
-            return
+            return None
         # Some owners remain: drop only the dangling references, as upstream does.
         remaining = [r for r in node.owners if r not in absent]
         await self._patch_owner_refs(node, remaining)
+        return None
 
     async def _owner_state(self, dependent: Node, ref: dict[str, Any]) -> Node | None:
         """The owner if it exists with the referenced uid; None when it is verifiably gone."""
