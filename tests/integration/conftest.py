@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,15 @@ def user_kubeconfig(server: ServerProcess, directory: Path, name: str, *groups: 
         check=True,
     )
     return path
+
+
+def wait_for_root_ca(core: Any, namespace: str, timeout: float = 20) -> None:
+    """Until root-ca-cert-publisher has made `namespace`'s kube-root-ca.crt (`core`: the
+    kubernetes client's CoreV1Api), as upstream's e2e framework waits for it in each namespace
+    it makes: the ConfigMap lands a moment after the namespace, at a time of its own."""
+    deadline = time.monotonic() + timeout
+    while not [
+        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
+    ]:
+        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
+        time.sleep(0.05)

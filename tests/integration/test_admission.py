@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ import yaml
 from kubernetes.client import ApiClient, CoreV1Api, SchedulingV1Api
 from kubernetes.client.rest import ApiException
 
-from tests.integration.conftest import ServerProcess, kubectl_binaries
+from tests.integration.conftest import ServerProcess, kubectl_binaries, wait_for_root_ca
 from tests.integration.kubectl_helpers import Kubectl, parse_table, row_named
 
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -68,16 +67,6 @@ def kubectl_create(kubectl: Kubectl, namespace: str, manifest: dict[str, Any], *
     return kubectl.run(
         "create", "-n", namespace, "-f", "-", *extra, stdin=yaml.safe_dump(manifest), check=False
     )
-
-
-def wait_for_root_ca(core: CoreV1Api, namespace: str) -> None:
-    """Until root-ca-cert-publisher has made the namespace's kube-root-ca.crt."""
-    deadline = time.monotonic() + 20
-    while not [
-        c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name == "kube-root-ca.crt"
-    ]:
-        assert time.monotonic() < deadline, "kube-root-ca.crt was not published"
-        time.sleep(0.05)
 
 
 def test_every_pod_gets_service_account_priority_and_default_tolerations(

@@ -21,7 +21,7 @@ import yaml
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
 from kubernetes.client.rest import ApiException
 
-from tests.integration.conftest import KUBECTL_DIR, ServerProcess, kubectl_binaries
+from tests.integration.conftest import KUBECTL_DIR, ServerProcess, kubectl_binaries, wait_for_root_ca
 from tests.integration.kubectl_helpers import (
     KUBECTL_NAMES,
     MANIFESTS,
@@ -77,6 +77,7 @@ def namespace(kubectl: Kubectl, core: CoreV1Api) -> Iterator[str]:
     `kubectl create namespace` depends on kubectl's typed (protobuf) create path."""
     name = unique_name(kubectl, "t")
     core.create_namespace({"metadata": {"name": name}})
+    wait_for_root_ca(core, name)
     yield name
     delete_namespace(core, name)
 
